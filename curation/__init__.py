@@ -1,0 +1,1 @@
+"""Caption cleaning, filters, concept tagging and modality labels over records. No Beam here."""

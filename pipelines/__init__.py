@@ -1,0 +1,1 @@
+"""Apache Beam wiring of connectors, curation and models, and the `medcorpus` CLI."""
