@@ -220,7 +220,9 @@ _HF_DTYPES = {
 
 def _schema(fields: list[pa.Field]) -> pa.Schema:
     hf = json.dumps({"info": {"features": _hf_features(fields)}})
-    return pa.schema(fields, metadata={b"huggingface": hf.encode(), SCHEMA_METADATA_KEY: SCHEMA_VERSION.encode()})
+    return pa.schema(
+        fields, metadata={b"huggingface": hf.encode(), SCHEMA_METADATA_KEY: SCHEMA_VERSION.encode()}
+    )
 
 
 PAIR_SCHEMA = _schema(PAIR_FIELDS)
@@ -244,7 +246,9 @@ def check_schema_version(schema: pa.Schema, where: str = "") -> str:
     meta = schema.metadata or {}
     found = meta.get(SCHEMA_METADATA_KEY, b"").decode() or None
     if found is None:
-        raise SchemaVersionError(f"{where or 'this file'} is not a medcorpus shard (no schema version in its metadata)")
+        raise SchemaVersionError(
+            f"{where or 'this file'} is not a medcorpus shard (no schema version in its metadata)"
+        )
     if found.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
         raise SchemaVersionError(
             f"{where or 'this file'} was written with corpus schema {found}; this medcorpus reads {SCHEMA_VERSION}. "

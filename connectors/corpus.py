@@ -1,0 +1,190 @@
+"""The corpus folder on disk: shard names and writing, the run manifest and its reconciliation.
+
+```
+corpus/
+  README.md          dataset card (connectors.corpus_card)
+  data/<split>-NNNNN-of-NNNNN.parquet
+  rejects/rejects-NNNNN-of-NNNNN.parquet
+  manifest.json
+```
+Shards are written whole to a temporary name and then renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import platform
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from connectors import fs
+from schemas import SCHEMA_VERSION, check_schema_version
+
+DATA_DIR = "data"
+REJECTS_DIR = "rejects"
+MANIFEST = "manifest.json"
+CARD = "README.md"
+ROW_GROUP_BYTES = 32 * 1024**2
+SHARD_BYTES = 256 * 1024**2
+
+
+class CorpusExistsError(Exception):
+    pass
+
+
+def shard_path(out: str, folder: str, split: str, index: int, count: int) -> str:
+    return fs.join(out, folder, f"{split}-{index:05d}-of-{count:05d}.parquet")
+
+
+def shard_index(record_id: str, count: int) -> int:
+    """Stable shard of a record: the same id lands in the same shard on every run and machine."""
+    return int.from_bytes(hashlib.sha256(record_id.encode()).digest()[:8], "big") % count
+
+
+def shard_count(total_bytes: int, shard_bytes: int = SHARD_BYTES) -> int:
+    return max(1, -(-total_bytes // shard_bytes))
+
+
+def write_table(table: pa.Table, url: str, row_group_bytes: int = ROW_GROUP_BYTES) -> None:
+    """Write one shard atomically, rows sorted by id, row groups of about `row_group_bytes`."""
+    table = table.sort_by("id")
+    rows_per_group = max(
+        1, min(table.num_rows, row_group_bytes * max(table.num_rows, 1) // max(table.nbytes, 1))
+    )
+    filesystem, path = fs.filesystem(url)
+    filesystem.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    temporary = f"{path}.tmp-{uuid.uuid4().hex}"
+    with filesystem.open(temporary, "wb") as f:
+        pq.write_table(table, f, row_group_size=rows_per_group)
+    filesystem.mv(temporary, path)
+
+
+def prepare_output(out: str, overwrite: bool) -> None:
+    """Refuse to mix a new run with an old one; with `overwrite`, clear what an old run wrote."""
+    filesystem, path = fs.filesystem(out)
+    owned = [fs.join(path, n) for n in (DATA_DIR, REJECTS_DIR, MANIFEST, CARD)]
+    present = [p for p in owned if filesystem.exists(p)]
+    if present and not overwrite:
+        raise CorpusExistsError(
+            f"{out} already holds a corpus ({', '.join(present)}); pass --overwrite to replace it"
+        )
+    for p in present:
+        filesystem.rm(p, recursive=True)
+    filesystem.makedirs(path, exist_ok=True)
+
+
+def list_shards(corpus: str, folder: str = DATA_DIR) -> list[str]:
+    return fs.glob(fs.join(corpus, folder, "*.parquet"))
+
+
+def shard_rows(url: str) -> int:
+    filesystem, path = fs.filesystem(url)
+    with filesystem.open(path, "rb") as f:
+        parquet = pq.ParquetFile(f)
+        check_schema_version(parquet.schema_arrow, url)
+        return parquet.metadata.num_rows
+
+
+def read_columns(url: str, columns: list[str]) -> pa.Table:
+    filesystem, path = fs.filesystem(url)
+    with filesystem.open(path, "rb") as f:
+        return pq.read_table(f, columns=columns)
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version(), "schema": SCHEMA_VERSION}
+    for name in ("medcorpus", "apache-beam", "pyarrow", "lxml", "pillow", "pydicom", "nibabel"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[name] = metadata.version(name)
+    return out
+
+
+@dataclass
+class RunInfo:
+    pipeline: str  # "ingest pmc", "ingest classification", "tag", "balance"
+    inputs: dict[str, Any]
+    options: dict[str, Any]
+    started: float = field(default_factory=time.time)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_manifest(out: str, run: RunInfo, stages: dict[str, dict], final_stage: str) -> dict[str, Any]:
+    """The manifest of a finished run, with the reconciliation of every stage and of the files."""
+    data_shards = list_shards(out, DATA_DIR)
+    reject_shards = list_shards(out, REJECTS_DIR)
+    by_split: Counter[str] = Counter()
+    license_groups: Counter[str] = Counter()
+    for url in data_shards:
+        by_split[url.rsplit("/", 1)[-1].split("-", 1)[0]] += shard_rows(url)
+        license_groups.update(read_columns(url, ["license_group"])["license_group"].to_pylist())
+    reject_counts: Counter[tuple[str, str]] = Counter()
+    for url in reject_shards:
+        shard_rows(url)  # checks the schema version
+        table = read_columns(url, ["stage", "reason"])
+        reject_counts.update(zip(table["stage"].to_pylist(), table["reason"].to_pylist(), strict=True))
+
+    problems = []
+    for name, stage in stages.items():
+        accounted = stage["out"] + sum(stage["rejected"].values()) + sum(stage["removed"].values())
+        if stage["in"] != accounted:
+            problems.append(f"stage {name}: {stage['in']} in, but {accounted} out, rejected or removed")
+    pairs = sum(by_split.values())
+    if final_stage in stages and stages[final_stage]["out"] != pairs:
+        problems.append(
+            f"stage {final_stage} passed {stages[final_stage]['out']} records, but {pairs} were written"
+        )
+    counted_rejects = Counter({(s, r): n for s, st in stages.items() for r, n in st["rejected"].items()})
+    if +counted_rejects != +reject_counts:
+        problems.append(
+            f"reject counters {dict(counted_rejects)} differ from reject rows {dict(reject_counts)}"
+        )
+
+    wall = time.time() - run.started
+    return {
+        "pipeline": run.pipeline,
+        "schema_version": SCHEMA_VERSION,
+        "inputs": run.inputs,
+        "options": run.options,
+        "stages": stages,
+        "outputs": {
+            "pairs": pairs,
+            "by_split": dict(sorted(by_split.items())),
+            "license_groups": {
+                str(k): v for k, v in sorted(license_groups.items(), key=lambda kv: str(kv[0]))
+            },
+            "shards": [u.rsplit("/", 1)[-1] for u in data_shards],
+        },
+        "rejects": {
+            "total": sum(reject_counts.values()),
+            "by_stage": {
+                s: dict(sorted((r, n) for (s2, r), n in reject_counts.items() if s2 == s))
+                for s in sorted({s for s, _ in reject_counts})
+            },
+            "shards": [u.rsplit("/", 1)[-1] for u in reject_shards],
+        },
+        "reconciled": not problems,
+        "problems": problems,
+        "versions": versions(),
+        "wall_time_s": round(wall, 3),
+        **run.extra,
+    }
+
+
+def write_manifest(out: str, manifest: dict[str, Any]) -> None:
+    filesystem, path = fs.filesystem(out)
+    with filesystem.open(fs.join(path, MANIFEST), "w") as f:
+        json.dump(manifest, f, indent=2, sort_keys=False)
+        f.write("\n")
+
+
+def read_manifest(corpus: str) -> dict[str, Any]:
+    return json.loads(fs.read_bytes(fs.join(corpus, MANIFEST)))

@@ -1,0 +1,50 @@
+"""The `medcorpus` command line.
+
+Each sub-command lives in its own module under `pipelines/commands/` and exposes
+`register(subparsers)`, which adds its parser and sets `func` (called with the parsed namespace and
+the list of arguments argparse did not recognise, which become Beam pipeline options).
+Command modules keep their heavy imports inside `func`, so `medcorpus --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+COMMAND_MODULES = [
+    "pipelines.commands.ingest",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medcorpus",
+        description="Build medical image-text corpora on Apache Beam and pretrain BiomedCLIP-like models.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    if not args.verbose:
+        # Beam logs every type-hint conversion and worker start at INFO.
+        logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    if extra and not getattr(args, "accepts_pipeline_options", False):
+        parser.error(f"unrecognised arguments: {' '.join(extra)}")
+    return int(args.func(args, extra) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

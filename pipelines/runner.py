@@ -1,0 +1,80 @@
+"""Running a corpus pipeline: prepare the output, run on the chosen Beam runner, then write the
+manifest (with its reconciliation) and the dataset card, and summarise."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from connectors.corpus import RunInfo, build_manifest, prepare_output, write_manifest
+from connectors.corpus_card import write_card
+from pipelines.accounting import stage_counts
+
+log = logging.getLogger("medcorpus")
+
+
+def run_corpus_pipeline(
+    build: Callable[[beam.Pipeline], None],
+    out: str,
+    run: RunInfo,
+    beam_args: list[str],
+    final_stage: str,
+    title: str,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Build and run the pipeline; returns the manifest it wrote. DirectRunner unless `--runner` says otherwise."""
+    prepare_output(out, overwrite)
+    options = PipelineOptions(beam_args)
+    pipeline = beam.Pipeline(runner=_default_runner(options), options=options)
+    build(pipeline)
+    result = pipeline.run()
+    result.wait_until_finish()
+    manifest = build_manifest(out, run, stage_counts(result), final_stage)
+    write_manifest(out, manifest)
+    write_card(out, manifest, title)
+    return manifest
+
+
+def _default_runner(options: PipelineOptions):
+    """Without --runner, Beam's in-process runner (what DirectRunner uses for batch pipelines).
+
+    DirectRunner itself first tries the Prism runner, which downloads a binary from GitHub at run
+    time; a local run must not depend on the network, so medcorpus goes straight to the FnApiRunner.
+    `--direct_num_workers N --direct_running_mode multi_processing` use several cores.
+    """
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    if options.view_as(StandardOptions).runner is not None:
+        return None
+    from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+    log.info("running on the local in-process Beam runner (pass --runner to use another)")
+    return FnApiRunner()
+
+
+def summary(manifest: dict[str, Any]) -> str:
+    """A few lines for the end of a run: stage counts, rejects by reason, throughput."""
+    wall = manifest["wall_time_s"]
+    lines = [f"{manifest['pipeline']}: finished in {wall:.1f} s"]
+    for name, stage in manifest["stages"].items():
+        parts = [f"{stage['in']} in", f"{stage['out']} out"]
+        if stage["rejected"]:
+            parts.append(f"{sum(stage['rejected'].values())} rejected")
+        if stage["removed"]:
+            parts.append(f"{sum(stage['removed'].values())} removed")
+        rate = f" ({stage['in'] / wall:.1f}/s)" if wall > 0 and stage["in"] else ""
+        lines.append(f"  {name:<10} {', '.join(parts)}{rate}")
+    outputs = manifest["outputs"]
+    splits = ", ".join(f"{k} {v}" for k, v in outputs["by_split"].items()) or "none"
+    lines.append(f"  pairs      {outputs['pairs']} ({splits}) in {len(outputs['shards'])} shard(s)")
+    for stage, reasons in manifest["rejects"]["by_stage"].items():
+        lines.append(f"  rejects    {stage}: " + ", ".join(f"{r} {n}" for r, n in reasons.items()))
+    lines.append(
+        "  manifest   "
+        + ("reconciled" if manifest["reconciled"] else "NOT reconciled: " + "; ".join(manifest["problems"]))
+    )
+    return "\n".join(lines)

@@ -1,0 +1,67 @@
+"""Deterministic Parquet shards from a PCollection of records.
+
+Beam's own file sinks assign records to shards by bundle, which differs from run to run. Here the
+number of shards per split follows from the data's size, each record goes to the shard its id hashes
+to, and a shard's rows are sorted by id: the same input writes the same files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+
+from connectors.corpus import SHARD_BYTES, shard_count, shard_index, shard_path, write_table
+
+
+class WriteShards(beam.PTransform):
+    """Writes records to `<out>/<folder>/<split>-NNNNN-of-NNNNN.parquet`; outputs (path, rows)."""
+
+    def __init__(
+        self,
+        out: str,
+        folder: str,
+        to_table: Callable[[Iterable[Any]], pa.Table],
+        split_of: Callable[[Any], str],
+        size_of: Callable[[Any], int],
+        shard_bytes: int = SHARD_BYTES,
+    ):
+        super().__init__()
+        self.out = out
+        self.folder = folder
+        self.to_table = to_table
+        self.split_of = split_of
+        self.size_of = size_of
+        self.shard_bytes = shard_bytes
+
+    def expand(self, records: beam.PCollection) -> beam.PCollection:
+        split_of, size_of, shard_bytes = self.split_of, self.size_of, self.shard_bytes
+        sizes = (
+            records
+            | "SizeBySplit" >> beam.Map(lambda r: (split_of(r), size_of(r)))
+            | "SumSizes" >> beam.CombinePerKey(sum)
+            | "SizesAsDict" >> beam.combiners.ToDict()
+        )
+
+        def key(record: Any, sizes: dict[str, int]) -> tuple[tuple[str, int, int], Any]:
+            split = split_of(record)
+            count = shard_count(sizes[split], shard_bytes)
+            return (split, shard_index(record.id, count), count), record
+
+        out, folder, to_table = self.out, self.folder, self.to_table
+
+        def write(item: tuple[tuple[str, int, int], Iterable[Any]]) -> tuple[str, int]:
+            (split, index, count), group = item
+            table = to_table(group)
+            path = shard_path(out, folder, split, index, count)
+            write_table(table, path)
+            return path, table.num_rows
+
+        return (
+            records
+            | "KeyByShard" >> beam.Map(key, sizes=beam.pvalue.AsSingleton(sizes))
+            | "GroupByShard" >> beam.GroupByKey()
+            | "WriteShard" >> beam.Map(write)
+        )

@@ -1,0 +1,278 @@
+"""Build the bundled sample data from real published material.
+
+The five JATS articles in `jats/` come without images. This gives every graphic they reference a real
+medical image (pydicom's CT and MR test files, a nibabel test volume, scikit-image's retina,
+immunohistochemistry and cell images), and lays the articles out twice:
+
+- `pmc-cloud/`: the PMC Cloud Service layout (version folders, JSON metadata with md5 URLs, a
+  `metadata/` copy and a daily S3 inventory); PMC1790863 has two versions, so the newest is chosen;
+- `pmc-legacy/`: legacy `oa_package/xx/yy/PMC<id>.tar.gz` packages and `oa_file_list.csv`.
+
+It is deterministic (fixed tar and gzip timestamps), so rerunning it changes nothing.
+Run: `.venv/bin/python sample_data/make_sample_data.py`.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import re
+import shutil
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import skimage.data
+from nibabel.testing import data_path as nibabel_data
+from PIL import Image
+from pydicom.data import get_testdata_file
+
+HERE = Path(__file__).resolve().parent
+BUCKET = "s3://pmc-oa-opendata"
+INVENTORY_DATE = "2026-11-26T01-00Z"
+
+
+@dataclass(frozen=True)
+class Article:
+    file: str
+    pmcid: str
+    license: str
+    citation: str
+    title: str
+
+
+ARTICLES = [
+    Article(
+        "pone.0000217.nxml", "PMC1790863", "CC BY", "PLoS One. 2007 Feb 14; 2(2):e217", "PLoS ONE 2(2): e217"
+    ),
+    Article(
+        "1471-2180-11-174.nxml",
+        "PMC3166277",
+        "CC BY",
+        "BMC Microbiol. 2011 Aug 2; 11:174",
+        "BMC Microbiology 11:174",
+    ),
+    # US government work: public domain, which PMC lists without a CC code.
+    Article(
+        "ehp-116-1694.nxml",
+        "PMC2599765",
+        "NO-CC CODE",
+        "Environ Health Perspect. 2008 Dec; 116(12):1694",
+        "EHP 116:1694",
+    ),
+    # The eLife XML carries no PMCID; the sample metadata supplies it, as PMC's JSON does.
+    Article("elife00013.xml", "PMC3463246", "CC BY", "eLife. 2012; 1:e00013", "eLife 1:e00013"),
+    Article(
+        "PMC12755737.xml",
+        "PMC12755737",
+        "CC BY",
+        "PLoS One. 2025; 20(12):e0338891",
+        "PLOS One 20(12): e0338891",
+    ),
+]
+
+
+def _window(pixels: np.ndarray) -> np.ndarray:
+    lo, hi = np.percentile(pixels, (1, 99))
+    return (np.clip((pixels - lo) / max(hi - lo, 1e-6), 0, 1) * 255).astype(np.uint8)
+
+
+def source_images() -> list[Image.Image]:
+    ct = pydicom.dcmread(get_testdata_file("CT_small.dcm")).pixel_array.astype(np.float32)
+    mr = pydicom.dcmread(get_testdata_file("MR_small.dcm")).pixel_array.astype(np.float32)
+    volume = np.asarray(nib.load(f"{nibabel_data}/anatomical.nii").dataobj, dtype=np.float32)
+    axial = np.rot90(volume[:, :, volume.shape[2] // 2])
+    images = [
+        Image.fromarray(_window(ct)).resize((384, 384)),
+        Image.fromarray(skimage.data.retina()).resize((448, 448)),
+        Image.fromarray(_window(mr)).resize((384, 384)),
+        Image.fromarray(skimage.data.immunohistochemistry()).resize((400, 400)),
+        Image.fromarray(_window(axial)).resize((320, 384)),
+        Image.fromarray(skimage.data.cell()).resize((440, 360)),
+    ]
+    return [im.convert("RGB") if im.mode not in ("L", "RGB") else im for im in images]
+
+
+def ct_16bit() -> Image.Image:
+    ct = pydicom.dcmread(get_testdata_file("CT_small.dcm")).pixel_array.astype(np.uint16)
+    return Image.fromarray(ct).resize((256, 256))
+
+
+def graphic_hrefs(xml: bytes) -> list[str]:
+    """Every local graphic an article references (figures, tables, formulas), in document order."""
+    hrefs = re.findall(rb"<(?:inline-)?graphic\b[^>]*?xlink:href=\"([^\"]+)\"", xml)
+    seen: dict[str, None] = {}
+    for raw in hrefs:
+        href = raw.decode()
+        if "://" not in href:
+            seen.setdefault(href, None)
+    return list(seen)
+
+
+def render(image: Image.Image, suffix: str) -> bytes:
+    buffer = io.BytesIO()
+    if suffix == ".jpg":
+        image.convert("RGB" if image.mode != "L" else "L").save(buffer, "JPEG", quality=85)
+    elif suffix == ".png":
+        image.save(buffer, "PNG")
+    elif suffix == ".gif":
+        image.convert("P", palette=Image.Palette.ADAPTIVE).save(buffer, "GIF")
+    elif suffix == ".tif":
+        image.save(buffer, "TIFF")
+    else:
+        raise ValueError(suffix)
+    return buffer.getvalue()
+
+
+def media_for(article: Article, layout: str, pool: list[Image.Image]) -> dict[str, bytes]:
+    """File name -> bytes for every graphic of the article."""
+    xml = (HERE / "jats" / article.file).read_bytes()
+    files: dict[str, bytes] = {}
+    figure_index = 0
+    for href in graphic_hrefs(xml):
+        stem, dot, ext = href.rpartition(".")
+        has_ext = dot and ext.lower() in ("jpg", "gif", "png", "tif")
+        is_formula = re.search(r"\.e\d+$", stem if has_ext else href) is not None
+        if is_formula:
+            image = Image.new("L", (96, 32), 255)
+        elif has_ext and ext.lower() == "gif":  # PMC's thumbnails of the current layout
+            image = pool[figure_index % len(pool)].resize((100, 100))
+        else:
+            image = pool[figure_index % len(pool)]
+            figure_index += 1
+        if has_ext:
+            files[href] = render(image, "." + ext.lower())
+            continue
+        # Extensionless hrefs (legacy XML): vary the formats the packages hold, as real ones do.
+        suffix = ".jpg"
+        if layout == "legacy" and figure_index == 2 and not is_formula:
+            suffix = ".gif"
+        elif layout == "legacy" and figure_index == 3 and not is_formula:
+            suffix, image = ".tif", ct_16bit()
+        elif layout == "cloud" and figure_index == 2 and not is_formula:
+            suffix = ".png"
+        files[href + suffix] = render(image, suffix)
+    return files
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def write_cloud(pool: list[Image.Image]) -> None:
+    root = HERE / "pmc-cloud"
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "metadata").mkdir(parents=True)
+    keys = []
+    for article in ARTICLES:
+        versions = [1, 2] if article.pmcid == "PMC1790863" else [1]
+        for version in versions:
+            name = f"{article.pmcid}.{version}"
+            folder = root / name
+            folder.mkdir()
+            xml = (HERE / "jats" / article.file).read_bytes()
+            (folder / f"{name}.xml").write_bytes(xml)
+            media = media_for(article, "cloud", pool)
+            for file_name, data in media.items():
+                (folder / file_name).write_bytes(data)
+            meta = {
+                "pmcid": article.pmcid,
+                "version": version,
+                "pmid": None,
+                "doi": None,
+                "title": article.title,
+                "citation": article.citation,
+                "is_pmc_openaccess": True,
+                "is_manuscript": False,
+                "is_historical_ocr": False,
+                "is_retracted": False,
+                "license_code": article.license,
+                "xml_url": f"{BUCKET}/{name}/{name}.xml?md5={md5(xml)}",
+                "pdf_url": None,
+                "media_urls": [f"{BUCKET}/{name}/{n}?md5={md5(d)}" for n, d in sorted(media.items())],
+                "text_url": None,
+            }
+            text = json.dumps(meta, indent=2) + "\n"
+            (folder / f"{name}.json").write_text(text)
+            (root / "metadata" / f"{name}.json").write_text(text)
+            keys.append(f"metadata/{name}.json")
+    write_inventory(root, keys)
+
+
+def write_inventory(root: Path, keys: list[str]) -> None:
+    rows = io.StringIO()
+    writer = csv.writer(rows, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    for key in sorted(keys):
+        writer.writerow(["pmc-oa-opendata", key, "1024", "2026-11-25T12:00:00.000Z"])
+    data = gzip.compress(rows.getvalue().encode(), mtime=0)
+    data_key = "inventory-reports/pmc-oa-opendata/metadata/data/0d4b7f6e-sample.csv.gz"
+    (root / data_key).parent.mkdir(parents=True)
+    (root / data_key).write_bytes(data)
+    manifest = {
+        "sourceBucket": "pmc-oa-opendata",
+        "destinationBucket": "arn:aws:s3:::pmc-oa-opendata",
+        "version": "2016-11-30",
+        "creationTimestamp": "1764118800000",
+        "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key, Size, LastModifiedDate",
+        "files": [{"key": data_key, "size": len(data), "MD5checksum": md5(data)}],
+    }
+    folder = root / "inventory-reports/pmc-oa-opendata/metadata" / INVENTORY_DATE
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def tar_gz(members: dict[str, bytes]) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 1_200_000_000, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(raw.getvalue(), mtime=0)
+
+
+def write_legacy(pool: list[Image.Image]) -> None:
+    root = HERE / "pmc-legacy"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir()
+    rows = []
+    for article in ARTICLES:
+        digest = hashlib.sha1(article.pmcid.encode()).hexdigest()
+        package = f"oa_package/{digest[:2]}/{digest[2:4]}/{article.pmcid}.tar.gz"
+        members = {f"{article.pmcid}/{article.file}": (HERE / "jats" / article.file).read_bytes()}
+        for name, data in media_for(article, "legacy", pool).items():
+            members[f"{article.pmcid}/{name}"] = data
+        (root / package).parent.mkdir(parents=True, exist_ok=True)
+        (root / package).write_bytes(tar_gz(members))
+        rows.append([package, article.citation, article.pmcid, "2026-01-15 10:00:00", "", article.license])
+    with open(root / "oa_file_list.csv", "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(
+            [
+                "File",
+                "Article Citation",
+                "Accession ID",
+                "Last Updated (YYYY-MM-DD HH:MM:SS)",
+                "PMID",
+                "License",
+            ]
+        )
+        writer.writerows(rows)
+
+
+def main() -> None:
+    pool = source_images()
+    write_cloud(pool)
+    write_legacy(pool)
+    print(f"wrote {HERE / 'pmc-cloud'} and {HERE / 'pmc-legacy'}")
+
+
+if __name__ == "__main__":
+    main()
