@@ -8,7 +8,7 @@ Every figure ends as a candidate or a reject; every candidate as a pair or a rej
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from connectors import fs
 from connectors.images import EncodedImage, ImageError, ImageOptions, normalize_image_bytes
@@ -42,7 +42,6 @@ class FigureCandidate:
     image_name: str
     image_data: bytes
     source_uri: str
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 def article_id(pmcid: str) -> str:
@@ -81,6 +80,15 @@ def figure_candidates(
 ) -> Iterator[FigureCandidate | RejectRecord]:
     pmcid = package.ref.pmcid
     names = package.media_names
+    for skipped in parsed.skipped:  # figures and tables with no image to pair (a video-only figure, say)
+        yield RejectRecord(
+            id=f"{SOURCE}/{pmcid}/{skipped.key}",
+            stage="figures",
+            reason=skipped.reason,
+            detail=skipped.detail,
+            source=SOURCE,
+            source_uri=package.ref.path,
+        )
     for figure in parsed.figures:
         fid = figure_id(pmcid, figure)
         name = resolve_href(figure.href, names)

@@ -203,6 +203,7 @@ def test_bad_input_becomes_rejects_and_the_manifest_reconciles(tmp_path):
             _fig("F3", "corrupt"),
             _fig("F4", "bomb"),
             '<fig id="F5"><label>Figure 5</label><graphic xlink:href="good"/></fig>',
+            '<fig id="F6"><label>Video 1</label><caption><p>A video.</p></caption><media xlink:href="v.mp4"/></fig>',
         ]
     )
     packages = {
@@ -236,6 +237,7 @@ def test_bad_input_becomes_rejects_and_the_manifest_reconciles(tmp_path):
         "pmc/PMC101/F3": "image_decode",
         "pmc/PMC101/F4": "image_too_large",
         "pmc/PMC101/F5": "caption_empty",
+        "pmc/PMC101/F6": "no_graphic",
         "pmc/PMC102": "xml_malformed",
         "pmc/PMC103": "xml_forbidden",
         "pmc/PMC104": "tar_path_unsafe",
@@ -243,8 +245,8 @@ def test_bad_input_becomes_rejects_and_the_manifest_reconciles(tmp_path):
     }
     assert [p["id"] for p in rows(out)] == ["pmc/PMC101/F1"]
     assert manifest["stages"]["articles"]["in"] == 5
-    assert manifest["stages"]["figures"]["in"] == 5
-    assert manifest["rejects"]["total"] == 8
+    assert manifest["stages"]["figures"]["in"] == 6
+    assert manifest["rejects"]["total"] == 9
     assert not (tmp_path / "evil.jpg").exists() and not Path("/evil.jpg").exists()
 
 
