@@ -40,7 +40,7 @@ def read_dicom(
     """The chosen frame(s) of a DICOM file as encoded images, each with the file's :class:`DicomMeta`.
 
     Raises :class:`ImageError` with reason ``image_too_large``, ``dicom_decode``, ``dicom_no_pixels``,
-    ``dicom_codec_missing``, ``image_unsupported`` or ``image_too_small``.
+    ``dicom_codec_missing``, ``dicom_burned_in_annotation``, ``image_unsupported`` or ``image_too_small``.
     """
     if len(data) > options.max_input_bytes:
         raise ImageError("image_too_large", f"{len(data)} bytes > max_input_bytes {options.max_input_bytes}")
@@ -53,6 +53,11 @@ def read_dicom(
         if "SOPClassUID" in ds or "Modality" in ds:
             raise ImageError("dicom_no_pixels", f"a {ds.get('Modality', 'DICOM')} object without pixel data")
         raise ImageError("dicom_decode", "not a DICOM dataset")
+    if str(ds.get("BurnedInAnnotation", "")).strip().upper() == "YES":
+        # Text burned into the pixels (common in ultrasound) can name the patient; no whitelist helps there.
+        raise ImageError(
+            "dicom_burned_in_annotation", "BurnedInAnnotation is YES: pixels may carry identifying text"
+        )
 
     try:
         meta = dicom_meta(ds)

@@ -163,6 +163,14 @@ def test_missing_codec_is_reported():
     assert "MPEG-4" in err.value.detail
 
 
+def test_burned_in_annotation_is_rejected():
+    ds = dicom_dataset("CT_small.dcm")
+    ds.BurnedInAnnotation = "YES"
+    assert reason(to_bytes(ds)) == "dicom_burned_in_annotation"
+    ds.BurnedInAnnotation = "NO"
+    assert len(read_dicom(to_bytes(ds), LOSSLESS)) == 1
+
+
 def test_files_without_pixels():
     for name in ("rtplan.dcm", "test-SR.dcm", "rtstruct.dcm"):
         assert reason(dicom_bytes(name)) == "dicom_no_pixels", name
