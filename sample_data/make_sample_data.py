@@ -8,6 +8,11 @@ immunohistochemistry and cell images), and lays the articles out twice:
   `metadata/` copy and a daily S3 inventory); PMC1790863 has two versions, so the newest is chosen;
 - `pmc-legacy/`: legacy `oa_package/xx/yy/PMC<id>.tar.gz` packages and `oa_file_list.csv`.
 
+- `classification/`: a small image-classification dataset (the kind of image is the class: chest CT,
+  brain MRI, fundus photograph, immunohistochemistry) made from the same real files, as DICOM,
+  NIfTI, PNG and JPEG, with a CSV manifest (patient ids for grouped splits) and a dataset card.
+  The DICOM files carry obviously fake identifying attributes, so tests can prove none reach a corpus.
+
 It is deterministic (fixed tar and gzip timestamps), so rerunning it changes nothing.
 Run: `.venv/bin/python sample_data/make_sample_data.py`.
 """
@@ -267,11 +272,110 @@ def write_legacy(pool: list[Image.Image]) -> None:
         writer.writerows(rows)
 
 
+# Fake identifying values planted in the demo DICOM files; tests assert none reaches a corpus.
+FAKE_PHI = {
+    "PatientName": "DEMO^PATIENT^PHI",
+    "PatientID": "PHI-ID-20261127",
+    "PatientBirthDate": "19010101",
+    "AccessionNumber": "ACC-PHI-99887766",
+    "InstitutionName": "Demo Hospital PHI Institute",
+    "ReferringPhysicianName": "DOCTOR^REFERRING^PHI",
+}
+
+CARD = """\
+# Dataset card: the only facts captions may state about these images.
+name: medcorpus-demo
+classes:
+  chest CT:
+    modality: CT
+    anatomy: chest
+    description: an axial computed tomography slice of the chest
+    synonyms: [thoracic CT, CT of the chest]
+  brain MRI:
+    modality: MRI
+    anatomy: brain
+    description: a magnetic resonance image of the brain
+    synonyms: [MRI of the brain, brain MR image]
+  fundus photograph:
+    modality: fundus photograph
+    anatomy: retina
+    description: a colour photograph of the retina
+    synonyms: [retinal photograph, fundus image]
+  immunohistochemistry:
+    modality: histopathology
+    anatomy: tissue
+    description: a microscopy image of tissue with immunohistochemical staining
+    synonyms: [IHC, immunohistochemical stain]
+"""
+
+
+def _crops(image: Image.Image, n: int, fraction: float = 0.75) -> list[Image.Image]:
+    """n deterministic crops: distinct views of one real image, standing in for more samples."""
+    width, height = image.size
+    cw, ch = int(width * fraction), int(height * fraction)
+    corners = [
+        (0, 0),
+        (width - cw, 0),
+        (0, height - ch),
+        (width - cw, height - ch),
+        ((width - cw) // 2, (height - ch) // 2),
+    ]
+    return [image.crop((x, y, x + cw, y + ch)) for x, y in corners[:n]]
+
+
+def write_classification() -> None:
+    root = HERE / "classification"
+    shutil.rmtree(root, ignore_errors=True)
+    rows = []
+
+    ct = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    (root / "chest_ct").mkdir(parents=True)
+    for i, (x, y) in enumerate([(0, 0), (32, 0), (0, 32), (32, 32)]):
+        ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+        crop = ct.pixel_array[y : y + 96, x : x + 96].copy()
+        ds.PixelData, ds.Rows, ds.Columns = crop.tobytes(), 96, 96
+        for keyword, value in FAKE_PHI.items():
+            setattr(ds, keyword, value)
+        ds.BodyPartExamined = "CHEST"
+        name = f"chest_ct/ct_{i}.dcm"
+        ds.save_as(root / name, enforce_file_format=True)
+        rows.append((name, "chest CT", f"ct-patient-{i // 2}"))
+
+    (root / "brain_mri").mkdir()
+    anatomical = nib.load(f"{nibabel_data}/anatomical.nii")
+    volume = np.asarray(anatomical.dataobj)
+    for i, part in enumerate([volume, volume[:, ::-1, :]]):
+        name = f"brain_mri/mri_{i}.nii.gz"
+        image = nib.Nifti1Image(np.ascontiguousarray(part), anatomical.affine)
+        raw = io.BytesIO()
+        file_map = image.make_file_map({"image": raw, "header": raw})
+        image.to_file_map(file_map)
+        (root / name).write_bytes(gzip.compress(raw.getvalue(), mtime=0))
+        rows.append((name, "brain MRI", f"mri-patient-{i}"))
+
+    for folder, source, suffix, label, prefix in [
+        ("fundus", skimage.data.retina(), ".png", "fundus photograph", "fundus"),
+        ("ihc", skimage.data.immunohistochemistry(), ".jpg", "immunohistochemistry", "ihc"),
+    ]:
+        (root / folder).mkdir()
+        for i, crop in enumerate(_crops(Image.fromarray(source).resize((512, 512)), 4)):
+            name = f"{folder}/{prefix}_{i}{suffix}"
+            (root / name).write_bytes(render(crop, suffix))
+            rows.append((name, label, f"{prefix}-patient-{i // 2}"))
+
+    with open(root / "manifest.csv", "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["path", "label", "patient_id"])
+        writer.writerows(rows)
+    (root / "card.yaml").write_text(CARD)
+
+
 def main() -> None:
     pool = source_images()
     write_cloud(pool)
     write_legacy(pool)
-    print(f"wrote {HERE / 'pmc-cloud'} and {HERE / 'pmc-legacy'}")
+    write_classification()
+    print(f"wrote {HERE / 'pmc-cloud'}, {HERE / 'pmc-legacy'} and {HERE / 'classification'}")
 
 
 if __name__ == "__main__":
