@@ -19,6 +19,7 @@ import platform
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -28,6 +29,7 @@ import pyarrow.parquet as pq
 
 from connectors import fs
 from schemas import SCHEMA_VERSION, check_schema_version
+from schemas.records import SCHEMA_METADATA_KEY
 
 DATA_DIR = "data"
 REJECTS_DIR = "rejects"
@@ -94,10 +96,63 @@ def shard_rows(url: str) -> int:
         return parquet.metadata.num_rows
 
 
+def shard_bytes(url: str) -> int:
+    filesystem, path = fs.filesystem(url)
+    return int(filesystem.size(path))
+
+
+def shard_columns(url: str) -> list[str]:
+    filesystem, path = fs.filesystem(url)
+    with filesystem.open(path, "rb") as f:
+        return pq.ParquetFile(f).schema_arrow.names
+
+
 def read_columns(url: str, columns: list[str]) -> pa.Table:
     filesystem, path = fs.filesystem(url)
     with filesystem.open(path, "rb") as f:
         return pq.read_table(f, columns=columns)
+
+
+def iter_rows(url: str, columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """The rows of one shard as dicts, a row group at a time."""
+    filesystem, path = fs.filesystem(url)
+    with filesystem.open(path, "rb") as f:
+        parquet = pq.ParquetFile(f)
+        for index in range(parquet.num_row_groups):
+            yield from parquet.read_row_group(index, columns=columns).to_pylist()
+
+
+def corpus_schema(corpus: str, required: tuple[str, ...] = ("id",)) -> pa.Schema:
+    """The schema shared by a corpus's data shards. Foreign Parquet corpora (no medcorpus version) are
+    accepted; a medcorpus corpus of another major schema version is refused with a clear message."""
+    shards = data_shards(corpus)
+    if not shards:
+        raise FileNotFoundError(
+            f"{corpus} holds no Parquet shards (looked in {DATA_DIR}/ and the folder itself)"
+        )
+    schemas = {}
+    for url in shards:
+        filesystem, path = fs.filesystem(url)
+        with filesystem.open(path, "rb") as f:
+            schema = pq.ParquetFile(f).schema_arrow
+        if schema.metadata and SCHEMA_METADATA_KEY in schema.metadata:
+            check_schema_version(schema, url)
+        schemas[url] = schema.remove_metadata()
+    first = next(iter(schemas.values()))
+    for url, schema in schemas.items():
+        if not schema.equals(first):
+            raise ValueError(
+                f"{url} has a different schema from {shards[0]}: shards of one corpus must match"
+            )
+    missing = [n for n in required if n not in first.names]
+    if missing:
+        raise ValueError(f"{corpus} lacks the column(s) {missing}")
+    return first
+
+
+def data_shards(corpus: str) -> list[str]:
+    """The data shards of a corpus folder, or the Parquet files directly in it."""
+    return list_shards(corpus, DATA_DIR) or fs.glob(fs.join(corpus, "*.parquet"))
 
 
 def versions() -> dict[str, str]:
@@ -117,18 +172,34 @@ class RunInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def build_manifest(out: str, run: RunInfo, stages: dict[str, dict], final_stage: str) -> dict[str, Any]:
-    """The manifest of a finished run, with the reconciliation of every stage and of the files."""
+def build_manifest(
+    out: str, run: RunInfo, stages: dict[str, dict], final_stage: str | None
+) -> dict[str, Any]:
+    """The manifest of a finished run, with the reconciliation of every stage and of the files.
+
+    `stages` holds the run's counters; its pseudo-stage "written" counts the records handed to the
+    shard writer ("pairs", "rejects"), which must match the rows found in the files. When every
+    record of `final_stage`'s output is one row (not expanded, say, into one row per caption), its
+    `out` must match too.
+    """
+    stages = dict(stages)
+    written = stages.pop("written", {})
     data_shards = list_shards(out, DATA_DIR)
     reject_shards = list_shards(out, REJECTS_DIR)
     by_split: Counter[str] = Counter()
+    bytes_by_split: Counter[str] = Counter()
     license_groups: Counter[str] = Counter()
     for url in data_shards:
-        by_split[url.rsplit("/", 1)[-1].split("-", 1)[0]] += shard_rows(url)
-        license_groups.update(read_columns(url, ["license_group"])["license_group"].to_pylist())
+        split = url.rsplit("/", 1)[-1].split("-", 1)[0]
+        by_split[split] += shard_rows(url)
+        bytes_by_split[split] += shard_bytes(url)
+        if "license_group" in shard_columns(url):
+            license_groups.update(read_columns(url, ["license_group"])["license_group"].to_pylist())
     reject_counts: Counter[tuple[str, str]] = Counter()
+    reject_bytes = 0
     for url in reject_shards:
         shard_rows(url)  # checks the schema version
+        reject_bytes += shard_bytes(url)
         table = read_columns(url, ["stage", "reason"])
         reject_counts.update(zip(table["stage"].to_pylist(), table["reason"].to_pylist(), strict=True))
 
@@ -138,9 +209,17 @@ def build_manifest(out: str, run: RunInfo, stages: dict[str, dict], final_stage:
         if stage["in"] != accounted:
             problems.append(f"stage {name}: {stage['in']} in, but {accounted} out, rejected or removed")
     pairs = sum(by_split.values())
-    if final_stage in stages and stages[final_stage]["out"] != pairs:
+    if written.get("pairs", 0) != pairs:
         problems.append(
-            f"stage {final_stage} passed {stages[final_stage]['out']} records, but {pairs} were written"
+            f"{written.get('pairs', 0)} pairs were handed to the writer, but {pairs} rows were written"
+        )
+    if written.get("rejects", 0) != sum(reject_counts.values()):
+        problems.append(
+            f"{written.get('rejects', 0)} rejects were handed to the writer, but {sum(reject_counts.values())} rows were written"
+        )
+    if final_stage is not None and stages.get(final_stage, {}).get("out", 0) != pairs:
+        problems.append(
+            f"stage {final_stage} passed {stages.get(final_stage, {}).get('out', 0)} records, but {pairs} were written"
         )
     counted_rejects = Counter({(s, r): n for s, st in stages.items() for r, n in st["rejected"].items()})
     if +counted_rejects != +reject_counts:
@@ -158,6 +237,7 @@ def build_manifest(out: str, run: RunInfo, stages: dict[str, dict], final_stage:
         "outputs": {
             "pairs": pairs,
             "by_split": dict(sorted(by_split.items())),
+            "bytes_by_split": dict(sorted(bytes_by_split.items())),
             "license_groups": {
                 str(k): v for k, v in sorted(license_groups.items(), key=lambda kv: str(kv[0]))
             },
@@ -170,6 +250,7 @@ def build_manifest(out: str, run: RunInfo, stages: dict[str, dict], final_stage:
                 for s in sorted({s for s, _ in reject_counts})
             },
             "shards": [u.rsplit("/", 1)[-1] for u in reject_shards],
+            "bytes": reject_bytes,
         },
         "reconciled": not problems,
         "problems": problems,

@@ -1,5 +1,11 @@
 """The corpus README: a HuggingFace dataset card whose YAML `configs` make
-`datasets.load_dataset("<corpus dir>")` open the shards offline, with licence guidance."""
+`datasets.load_dataset("<corpus dir>")` open the shards offline, with licence guidance.
+
+The YAML also carries `dataset_info` (split sizes and bytes). Besides letting `datasets` check the
+split sizes, it keys `datasets`' cache: without it, two corpus folders with the same name share one
+cache entry (the hash covers the YAML, whose `data_files` patterns are the same for every corpus), and
+the second folder silently loads the first one's rows.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +50,24 @@ def render_card(manifest: dict[str, Any], title: str) -> str:
             "  data_files:",
             "  - split: train",
             f"    path: {REJECTS_DIR}/*.parquet",
+        ]
+    sizes = manifest["outputs"]["bytes_by_split"]
+    lines += ["dataset_info:", "- config_name: default", f"  download_size: {sum(sizes.values())}"]
+    lines += ["  splits:"] if splits else []
+    for split in splits:
+        lines += [
+            f"  - name: {split}",
+            f"    num_bytes: {sizes[split]}",
+            f"    num_examples: {manifest['outputs']['by_split'][split]}",
+        ]
+    if manifest["rejects"]["total"]:
+        lines += [
+            "- config_name: rejects",
+            f"  download_size: {manifest['rejects']['bytes']}",
+            "  splits:",
+            "  - name: train",
+            f"    num_bytes: {manifest['rejects']['bytes']}",
+            f"    num_examples: {manifest['rejects']['total']}",
         ]
     lines += ["---", "", f"# {title}", ""]
     lines += [

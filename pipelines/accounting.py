@@ -71,7 +71,9 @@ def stage_counts(result: beam.runners.runner.PipelineResult) -> dict[str, dict]:
         stage, _, rest = name.partition(".")
         entry = stages.setdefault(stage, {"in": 0, "out": 0, "rejected": {}, "removed": {}})
         kind, _, reason = rest.partition(".")
-        if kind in ("rejected", "removed"):
+        if stage == "written":
+            entry[rest] = value
+        elif kind in ("rejected", "removed"):
             entry[kind][reason] = value
         else:
             entry[rest] = value

@@ -15,6 +15,9 @@ import sys
 
 COMMAND_MODULES = [
     "pipelines.commands.ingest",
+    "pipelines.commands.tag",
+    "pipelines.commands.balance",
+    "pipelines.commands.umls",
 ]
 
 

@@ -25,8 +25,10 @@ def run_corpus_pipeline(
     final_stage: str,
     title: str,
     overwrite: bool = False,
+    after_run: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Build and run the pipeline; returns the manifest it wrote. DirectRunner unless `--runner` says otherwise."""
+    """Build and run the pipeline; returns the manifest it wrote. The local in-process runner unless
+    `--runner` says otherwise. `after_run` adds fields to the manifest computed from the finished output."""
     prepare_output(out, overwrite)
     options = PipelineOptions(beam_args)
     pipeline = beam.Pipeline(runner=_default_runner(options), options=options)
@@ -34,6 +36,8 @@ def run_corpus_pipeline(
     result = pipeline.run()
     result.wait_until_finish()
     manifest = build_manifest(out, run, stage_counts(result), final_stage)
+    if after_run is not None:  # figures only known once the output exists
+        manifest.update(after_run())
     write_manifest(out, manifest)
     write_card(out, manifest, title)
     return manifest
@@ -70,7 +74,7 @@ def summary(manifest: dict[str, Any]) -> str:
         lines.append(f"  {name:<10} {', '.join(parts)}{rate}")
     outputs = manifest["outputs"]
     splits = ", ".join(f"{k} {v}" for k, v in outputs["by_split"].items()) or "none"
-    lines.append(f"  pairs      {outputs['pairs']} ({splits}) in {len(outputs['shards'])} shard(s)")
+    lines.append(f"  written    {outputs['pairs']} pairs ({splits}) in {len(outputs['shards'])} shard(s)")
     for stage, reasons in manifest["rejects"]["by_stage"].items():
         lines.append(f"  rejects    {stage}: " + ", ".join(f"{r} {n}" for r, n in reasons.items()))
     lines.append(

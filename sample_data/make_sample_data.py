@@ -8,8 +8,9 @@ immunohistochemistry and cell images), and lays the articles out twice:
   `metadata/` copy and a daily S3 inventory); PMC1790863 has two versions, so the newest is chosen;
 - `pmc-legacy/`: legacy `oa_package/xx/yy/PMC<id>.tar.gz` packages and `oa_file_list.csv`.
 
-- `classification/`: a small image-classification dataset (the kind of image is the class: chest CT,
-  brain MRI, fundus photograph, immunohistochemistry) made from the same real files, as DICOM,
+- `classification/`: a small image-classification dataset (what each real image shows is its class:
+  thoracic spine on chest CT, cerebral hemispheres on brain MRI, optic disc on a fundus photograph,
+  colonic glands on immunohistochemistry) made from the same real files, as DICOM,
   NIfTI, PNG and JPEG, with a CSV manifest (patient ids for grouped splits) and a dataset card.
   The DICOM files carry obviously fake identifying attributes, so tests can prove none reach a corpus.
 
@@ -283,29 +284,32 @@ FAKE_PHI = {
 }
 
 CARD = """\
-# Dataset card: the only facts captions may state about these images.
+# Dataset card: the only facts captions may state about these images. Each class names what the
+# real source image shows (pydicom's CT_small is an axial chest CT through a thoracic vertebra;
+# nibabel's anatomical.nii a brain MRI; scikit-image's retina a fundus photograph centred near the
+# optic disc; its immunohistochemistry image colonic glands stained for FHL2 with DAB).
 name: medcorpus-demo
 classes:
-  chest CT:
+  thoracic spine:
     modality: CT
     anatomy: chest
-    description: an axial computed tomography slice of the chest
-    synonyms: [thoracic CT, CT of the chest]
-  brain MRI:
+    description: an axial CT slice of the chest through a thoracic vertebra
+    synonyms: [thoracic vertebra, vertebra]
+  cerebral hemispheres:
     modality: MRI
     anatomy: brain
-    description: a magnetic resonance image of the brain
-    synonyms: [MRI of the brain, brain MR image]
-  fundus photograph:
+    description: an axial magnetic resonance slice through the cerebral hemispheres
+    synonyms: [cerebrum, brain parenchyma]
+  optic disc:
     modality: fundus photograph
     anatomy: retina
-    description: a colour photograph of the retina
-    synonyms: [retinal photograph, fundus image]
-  immunohistochemistry:
+    description: a colour fundus photograph showing the optic disc and retinal vessels
+    synonyms: [optic nerve head, optic disk]
+  colonic glands:
     modality: histopathology
-    anatomy: tissue
-    description: a microscopy image of tissue with immunohistochemical staining
-    synonyms: [IHC, immunohistochemical stain]
+    anatomy: colon
+    description: colonic glands with immunohistochemical DAB staining and haematoxylin counterstain
+    synonyms: [colonic crypts, colon glands]
 """
 
 
@@ -339,7 +343,7 @@ def write_classification() -> None:
         ds.BodyPartExamined = "CHEST"
         name = f"chest_ct/ct_{i}.dcm"
         ds.save_as(root / name, enforce_file_format=True)
-        rows.append((name, "chest CT", f"ct-patient-{i // 2}"))
+        rows.append((name, "thoracic spine", f"ct-patient-{i // 2}"))
 
     (root / "brain_mri").mkdir()
     anatomical = nib.load(f"{nibabel_data}/anatomical.nii")
@@ -351,11 +355,11 @@ def write_classification() -> None:
         file_map = image.make_file_map({"image": raw, "header": raw})
         image.to_file_map(file_map)
         (root / name).write_bytes(gzip.compress(raw.getvalue(), mtime=0))
-        rows.append((name, "brain MRI", f"mri-patient-{i}"))
+        rows.append((name, "cerebral hemispheres", f"mri-patient-{i}"))
 
     for folder, source, suffix, label, prefix in [
-        ("fundus", skimage.data.retina(), ".png", "fundus photograph", "fundus"),
-        ("ihc", skimage.data.immunohistochemistry(), ".jpg", "immunohistochemistry", "ihc"),
+        ("fundus", skimage.data.retina(), ".png", "optic disc", "fundus"),
+        ("ihc", skimage.data.immunohistochemistry(), ".jpg", "colonic glands", "ihc"),
     ]:
         (root / folder).mkdir()
         for i, crop in enumerate(_crops(Image.fromarray(source).resize((512, 512)), 4)):

@@ -15,6 +15,8 @@ from schemas.records import (
     check_schema_version,
     pairs_to_table,
     rejects_to_table,
+    schema_for,
+    schema_with,
 )
 
 __all__ = [
@@ -32,4 +34,6 @@ __all__ = [
     "check_schema_version",
     "pairs_to_table",
     "rejects_to_table",
+    "schema_for",
+    "schema_with",
 ]

@@ -198,7 +198,7 @@ def _hf_features(fields: list[pa.Field]) -> dict[str, Any]:
             return {t.field(i).name: feature(t.field(i).type) for i in range(t.num_fields)}
         if pa.types.is_list(t):
             return {"feature": feature(t.value_type), "_type": "List"}
-        return {"dtype": _HF_DTYPES[t], "_type": "Value"}
+        return {"dtype": _HF_DTYPES.get(t, str(t)), "_type": "Value"}
 
     features = {}
     for f in fields:
@@ -218,15 +218,25 @@ _HF_DTYPES = {
 }
 
 
-def _schema(fields: list[pa.Field]) -> pa.Schema:
+def schema_for(fields: list[pa.Field]) -> pa.Schema:
+    """A corpus schema: the fields, their HF `datasets` features and the schema version in the metadata."""
     hf = json.dumps({"info": {"features": _hf_features(fields)}})
     return pa.schema(
         fields, metadata={b"huggingface": hf.encode(), SCHEMA_METADATA_KEY: SCHEMA_VERSION.encode()}
     )
 
 
-PAIR_SCHEMA = _schema(PAIR_FIELDS)
-REJECT_SCHEMA = _schema(REJECT_FIELDS)
+PAIR_SCHEMA = schema_for(PAIR_FIELDS)
+REJECT_SCHEMA = schema_for(REJECT_FIELDS)
+
+
+def schema_with(schema: pa.Schema, names: list[str]) -> pa.Schema:
+    """`schema` with the named pair fields replaced or appended in their canonical types, so a stage
+    can add its columns to any corpus (a foreign one keeps its own extra columns)."""
+    canonical = {f.name: f for f in PAIR_FIELDS}
+    fields = [canonical[f.name] if f.name in names else f for f in schema]
+    fields += [canonical[n] for n in names if n not in schema.names]
+    return schema_for(fields)
 
 
 def pairs_to_table(records: Iterable[PairRecord]) -> pa.Table:

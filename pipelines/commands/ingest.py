@@ -80,6 +80,122 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_image_options(pmc)
     pmc.set_defaults(func=run_pmc, accepts_pipeline_options=True)
 
+    cls = sources.add_parser(
+        "classification",
+        help="image-caption pairs from an image classification dataset, captions written by an LLM",
+        description="Image-caption pairs from a classification dataset (DICOM, NIfTI, PNG/JPEG/TIFF): K captions "
+        "per class from an LLM grounded in the dataset card, post-filtered, joined back to the images. Any other "
+        "option is passed to Apache Beam.",
+    )
+    cls.add_argument(
+        "--dataset",
+        required=True,
+        help="an image folder (root/<class>/<image>), a CSV/JSONL manifest, or a HuggingFace dataset folder",
+    )
+    add_output_options(cls)
+    cls.add_argument(
+        "--card", help="dataset card (YAML): modality, anatomy, classes with descriptions and synonyms"
+    )
+    cls.add_argument(
+        "--name", help="dataset name used in record ids (default: the card's name, else the folder name)"
+    )
+    cls.add_argument("--label-column", help="HF datasets: the ClassLabel column (default: the first one)")
+    cls.add_argument("--image-column", help="HF datasets: the image column (default: the first Image column)")
+    llm = cls.add_argument_group("captions")
+    llm.add_argument(
+        "--llm",
+        choices=["template", "vllm", "openai"],
+        default="template",
+        help="caption backend (default template)",
+    )
+    llm.add_argument("--model", help="vllm: a local HF model folder; openai: the served model name")
+    llm.add_argument("--server-url", help="openai: the server's base URL, e.g. http://127.0.0.1:8000/v1")
+    llm.add_argument("--captions-per-class", type=int, default=10, help="K captions per class (default 10)")
+    llm.add_argument(
+        "--caption-mode",
+        choices=["list", "records"],
+        default="list",
+        help="list: one record per image holding all K captions (default); records: one record per caption",
+    )
+    llm.add_argument("--temperature", type=float, default=0.8)
+    llm.add_argument("--max-tokens", type=int, default=96)
+    llm.add_argument("--concurrency", type=int, default=32, help="openai: requests in flight")
+    llm.add_argument(
+        "--cache-dir",
+        help="cache of LLM calls, so reruns and resumed runs pay nothing (default: $MEDCORPUS_CACHE/captions "
+        "or ~/.cache/medcorpus/captions; any fsspec URL; 'none' disables it)",
+    )
+    volume = cls.add_argument_group("volumes and multi-frame files")
+    volume.add_argument(
+        "--frame-step", type=int, help="DICOM multi-frame: every k-th frame (default: the middle frame)"
+    )
+    volume.add_argument("--plane", choices=["axial", "coronal", "sagittal"], default="axial")
+    volume.add_argument(
+        "--slices", type=int, default=1, help="volumes: N evenly spaced slices (default 1, the middle)"
+    )
+    volume.add_argument(
+        "--timepoint", type=int, default=0, help="4D volumes: the timepoint to use (default 0)"
+    )
+    add_image_options(cls)
+    cls.set_defaults(func=run_classification, accepts_pipeline_options=True)
+
+
+def default_cache_dir() -> str:
+    import os
+    from pathlib import Path
+
+    root = os.environ.get("MEDCORPUS_CACHE") or str(Path.home() / ".cache" / "medcorpus")
+    return f"{root.rstrip('/')}/captions"
+
+
+def run_classification(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from connectors.dataset_card import load_card
+    from connectors.medical_image import VolumePolicy
+    from connectors.splits import SplitRatios
+    from models.llm import BackendConfig, SamplingOptions
+    from pipelines import classification_ingest
+    from pipelines.runner import run_corpus_pipeline, summary
+
+    name = args.name or (
+        load_card(args.card).name if args.card else args.dataset.rstrip("/").rsplit("/", 1)[-1].split(".")[0]
+    )
+    cache = None if (args.cache_dir or "").lower() == "none" else (args.cache_dir or default_cache_dir())
+    llm = BackendConfig(
+        kind=args.llm,
+        model=args.model,
+        base_url=args.server_url,
+        sampling=SamplingOptions(temperature=args.temperature, max_tokens=args.max_tokens),
+        cache_dir=cache,
+        concurrency=args.concurrency,
+    )
+    options = classification_ingest.ClassificationIngestOptions(
+        dataset=args.dataset,
+        out=args.out,
+        name=name,
+        card=args.card,
+        llm=llm,
+        captions_per_class=args.captions_per_class,
+        caption_mode=args.caption_mode,
+        label_column=args.label_column,
+        image_column=args.image_column,
+        image=image_options(args),
+        volume=VolumePolicy(
+            frame_step=args.frame_step, plane=args.plane, n_slices=args.slices, timepoint=args.timepoint
+        ),
+        splits=SplitRatios.parse(args.splits),
+    )
+    manifest = run_corpus_pipeline(
+        lambda p: classification_ingest.build(p, options),
+        args.out,
+        classification_ingest.run_info(options),
+        beam_args,
+        final_stage="pairs" if args.caption_mode == "list" else None,
+        title=f"{name}: image-caption pairs from a classification dataset",
+        overwrite=args.overwrite,
+    )
+    print(summary(manifest), file=sys.stderr)
+    return 0 if manifest["reconciled"] else EXIT_NOT_RECONCILED
+
 
 def run_pmc(args: argparse.Namespace, beam_args: list[str]) -> int:
     from connectors.pmc_source import read_pmcid_file

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from curation.balance import balance_by_concepts, draw, keep_pair
+from curation.balance import balance_by_concepts, concept_counts, draw, keep_pair, trim_to_cap
 
 
 def corpus(seed: int = 0) -> list[tuple[str, list[str]]]:
@@ -23,8 +23,8 @@ def test_cap_downsamples_head_and_keeps_tail():
     result = balance_by_concepts(corpus(), cap=100, seed=7)
     assert result.before["H"] == 1000 + sum(1 for _, c in corpus() if c == ["M", "H"])
     assert result.before["T"] == 20 and result.after["T"] == 20  # tail concepts kept whole
-    assert 70 <= result.after["H"] <= 160  # about the cap (pairs kept through M or T add a few)
-    assert 70 <= result.after["M"] <= 130
+    assert 70 <= result.after["H"] <= 100  # sampled to about the cap, then trimmed to it
+    assert 70 <= result.after["M"] <= 100
     assert result.kept_without_concepts == 30
     assert all(pid in result.kept_ids for pid in (f"none{i}" for i in range(30)))
 
@@ -39,11 +39,23 @@ def test_deterministic_and_order_independent():
     assert set(balance_by_concepts(pairs, cap=100, seed=2).kept_ids) != set(first.kept_ids)
 
 
-def test_keep_pair_agrees_with_the_batch_function():
+def test_keep_pair_and_trim_agree_with_the_batch_function():
     pairs = corpus()
     result = balance_by_concepts(pairs, cap=50, seed="s")
-    kept = {pid for pid, cuis in pairs if keep_pair(pid, cuis, result.before, 50, "s")}
-    assert kept == set(result.kept_ids)
+    sampled = [(pid, cuis) for pid, cuis in pairs if keep_pair(pid, cuis, result.before, 50, "s")]
+    dropped = trim_to_cap(sampled, result.before, concept_counts(sampled), 50, "s")
+    assert {pid for pid, _ in sampled} - dropped == set(result.kept_ids)
+
+
+def test_cap_is_exact_when_concepts_overlap():
+    """Every pair of a head concept also carries a second head concept: sampling alone overshoots."""
+    pairs = [(f"p{i}", ["A", "B", f"X{i % 7}"]) for i in range(600)]
+    pairs += [(f"q{i}", ["B", "C"]) for i in range(400)]
+    pairs += [(f"t{i}", ["T", "A"]) for i in range(5)]
+    for seed in range(5):
+        result = balance_by_concepts(pairs, cap=40, seed=seed)
+        assert max(result.after.values()) <= 40, result.after
+        assert result.after["T"] == 5  # the tail concept survives the trim
 
 
 def test_large_cap_keeps_everything():

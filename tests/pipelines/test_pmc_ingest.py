@@ -101,6 +101,16 @@ def test_load_dataset_opens_the_corpus_offline(cloud_corpus):
     assert card.startswith("---\nconfigs:") and "NLM" in card
 
 
+def test_same_named_corpus_folders_do_not_share_the_datasets_cache(tmp_path):
+    """`datasets` keys its cache on the folder name and the card's YAML; the card's sizes keep two corpora
+    apart."""
+    small, large = tmp_path / "a" / "corpus", tmp_path / "b" / "corpus"
+    ingest(LEGACY, small, "--limit", "1")
+    ingest(LEGACY, large, "--limit", "2")
+    assert len(datasets.load_dataset(str(small), split="train")) == len(rows(small))
+    assert len(datasets.load_dataset(str(large), split="train")) == len(rows(large)) > len(rows(small))
+
+
 def test_rerun_writes_identical_shards(cloud_corpus, tmp_path):
     out, _ = cloud_corpus
     again = tmp_path / "again"

@@ -1,0 +1,119 @@
+"""`medcorpus balance`: a concept-balanced subset of a tagged corpus (curation.balance), on Beam.
+
+Stage `balance`: every input row is kept or removed (`removed.over_concept_cap`); nothing is rejected.
+The only global steps are the concept counts and the trim of the few concepts that sampling left over
+the cap, both small.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass
+
+import apache_beam as beam
+import pyarrow as pa
+
+from connectors.corpus import RunInfo, corpus_schema, data_shards, iter_rows, read_columns
+from curation.balance import concept_counts, keep_pair, over_cap, trim_to_cap
+from pipelines.accounting import count
+from pipelines.corpus_output import WriteCorpus, row_format
+from schemas import schema_for
+
+
+@dataclass
+class BalanceOptions:
+    input: str
+    out: str
+    max_per_concept: int
+    seed: int = 0
+
+
+def _cuis(row: dict) -> list[str]:
+    return sorted({c["cui"] for c in row.get("concepts") or []})
+
+
+def output_schema(options: BalanceOptions) -> pa.Schema:
+    return schema_for(list(corpus_schema(options.input, required=("id", "concepts"))))
+
+
+def build(pipeline: beam.Pipeline, options: BalanceOptions, schema: pa.Schema) -> None:
+    cap, seed = options.max_per_concept, options.seed
+    rows = (
+        pipeline
+        | "Shards" >> beam.Create(data_shards(options.input))
+        | "ReadRows" >> beam.FlatMap(iter_rows)
+        | "Spread rows" >> beam.Reshuffle()
+    )
+    before = (
+        rows
+        | "Concepts" >> beam.FlatMap(_cuis)
+        | "CountBefore" >> beam.combiners.Count.PerElement()
+        | "BeforeDict" >> beam.combiners.ToDict()
+    )
+    sampled = rows | "Sample" >> beam.Filter(
+        lambda r, counts: keep_pair(r["id"], _cuis(r), counts, cap, seed),
+        counts=beam.pvalue.AsSingleton(before),
+    )
+    after = (
+        sampled
+        | "SampledConcepts" >> beam.FlatMap(_cuis)
+        | "CountAfter" >> beam.combiners.Count.PerElement()
+        | "AfterDict" >> beam.combiners.ToDict()
+    )
+    dropped = (
+        sampled
+        | "OverCapPairs"
+        >> beam.FlatMap(
+            lambda r, after: [(r["id"], _cuis(r))] if set(_cuis(r)) & over_cap(after, cap) else [],
+            after=beam.pvalue.AsSingleton(after),
+        )
+        | "AllOverCap" >> beam.combiners.ToList()
+        | "Trim"
+        >> beam.Map(
+            lambda kept, before, after: frozenset(trim_to_cap(kept, before, after, cap, seed)),
+            before=beam.pvalue.AsSingleton(before),
+            after=beam.pvalue.AsSingleton(after),
+        )
+    )
+
+    def decide(row: dict, before: dict, dropped: frozenset[str]):
+        count("balance", "in")
+        if keep_pair(row["id"], _cuis(row), before, cap, seed) and row["id"] not in dropped:
+            count("balance", "out")
+            yield row
+        else:
+            count("balance", "removed.over_concept_cap")
+
+    kept = rows | "Decide" >> beam.FlatMap(
+        decide, before=beam.pvalue.AsSingleton(before), dropped=beam.pvalue.AsSingleton(dropped)
+    )
+    no_rejects = pipeline | "NoRejects" >> beam.Create([])
+    _ = (kept, no_rejects) | "WriteCorpus" >> WriteCorpus(options.out, row_format(schema))
+
+
+def histograms(options: BalanceOptions) -> dict:
+    """Concept histograms of the input and the subset, for the manifest."""
+
+    def counts(corpus: str) -> Counter:
+        pairs = []
+        for url in data_shards(corpus):
+            table = read_columns(url, ["id", "concepts"])
+            pairs += [
+                (pid, {c["cui"] for c in concepts or []})
+                for pid, concepts in zip(*table.to_pydict().values(), strict=True)
+            ]
+        return concept_counts(pairs)
+
+    before, after = counts(options.input), counts(options.out)
+    return {
+        "concept_histogram": {
+            "before": dict(before.most_common()),
+            "after": dict(after.most_common()),
+            "max_after": max(after.values(), default=0),
+        }
+    }
+
+
+def run_info(options: BalanceOptions) -> RunInfo:
+    return RunInfo(pipeline="balance", inputs={"corpus": options.input}, options=dataclasses.asdict(options))

@@ -1,0 +1,47 @@
+"""`medcorpus balance`: a MetaCLIP-style concept-balanced subset of a tagged corpus."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "balance",
+        help="a concept-balanced subset: no concept contributes more than N pairs",
+        description="Down-sample head concepts so no UMLS concept contributes more than N pairs; tail concepts are "
+        "kept whole. Deterministic for a given seed. The input must be tagged (`medcorpus tag`). Any other option "
+        "is passed to Beam.",
+    )
+    parser.add_argument("--in", dest="input", required=True, help="tagged input corpus")
+    parser.add_argument("--out", required=True, help="output corpus folder")
+    parser.add_argument(
+        "--max-per-concept", type=int, required=True, help="N: the most pairs any concept may contribute"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--overwrite", action="store_true", help="replace a corpus already in --out")
+    parser.set_defaults(func=run, accepts_pipeline_options=True)
+
+
+def run(args: argparse.Namespace, beam_args: list[str]) -> int:
+    from pipelines import balance
+    from pipelines.commands.ingest import EXIT_NOT_RECONCILED
+    from pipelines.runner import run_corpus_pipeline, summary
+
+    if args.max_per_concept < 1:
+        raise SystemExit("--max-per-concept must be at least 1")
+    options = balance.BalanceOptions(args.input, args.out, args.max_per_concept, args.seed)
+    schema = balance.output_schema(options)
+    manifest = run_corpus_pipeline(
+        lambda p: balance.build(p, options, schema),
+        args.out,
+        balance.run_info(options),
+        beam_args,
+        final_stage="balance",
+        title=f"Concept-balanced subset (at most {args.max_per_concept} pairs per concept)",
+        overwrite=args.overwrite,
+        after_run=lambda: balance.histograms(options),
+    )
+    print(summary(manifest), file=sys.stderr)
+    return 0 if manifest["reconciled"] else EXIT_NOT_RECONCILED
