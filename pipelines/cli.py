@@ -18,6 +18,9 @@ COMMAND_MODULES = [
     "pipelines.commands.tag",
     "pipelines.commands.balance",
     "pipelines.commands.umls",
+    "pipelines.commands.train",
+    "pipelines.commands.evaluate",
+    "pipelines.commands.tokenizer",
 ]
 
 

@@ -81,23 +81,31 @@ class VLLMBackend:
             if "VLLM_CPU_KVCACHE_SPACE" not in os.environ:
                 engine_kwargs.setdefault("kv_cache_memory_bytes", CPU_KV_CACHE_BYTES)
         self._fatal = _engine_dead_errors()
+        self._engine_args = dict(
+            model=model,
+            max_model_len=max_model_len,
+            dtype=dtype,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enforce_eager=enforce_eager,
+            seed=self.sampling.seed,
+            **engine_kwargs,
+        )
+        self._in_process = in_process
+        self._closed = False
+        # The engine starts on the first call that needs it: behind the call cache, a rerun whose answers
+        # are all cached never loads the model.
+        self.llm: Any = None
+
+    def _start_engine(self) -> Any:
         # vLLM reads the switch when the engine is built; set it only for this construction.
         previous = os.environ.get(_MP_SWITCH)
-        if in_process:
+        if self._in_process:
             os.environ[_MP_SWITCH] = "0"
         try:
-            self.llm = vllm.LLM(
-                model=model,
-                max_model_len=max_model_len,
-                dtype=dtype,
-                tensor_parallel_size=tensor_parallel_size,
-                gpu_memory_utilization=gpu_memory_utilization,
-                enforce_eager=enforce_eager,
-                seed=self.sampling.seed,
-                **engine_kwargs,
-            )
+            return self._vllm.LLM(**self._engine_args)
         finally:
-            if in_process:
+            if self._in_process:
                 if previous is None:
                     os.environ.pop(_MP_SWITCH, None)
                 else:
@@ -142,10 +150,12 @@ class VLLMBackend:
         ]
 
     def generate(self, requests: list[CaptionRequest]) -> list[CaptionResult]:
-        if self.llm is None:
+        if self._closed:
             raise RuntimeError("this vllm backend is closed")
         if not requests:
             return []
+        if self.llm is None:
+            self.llm = self._start_engine()
         # A dead engine answers nothing again: raise, so the worker fails loudly (Beam retries the bundle
         # on a fresh worker) rather than turning every later request into a reject row.
         try:
@@ -166,6 +176,7 @@ class VLLMBackend:
 
     def close(self) -> None:
         """Stop the engine and its child processes; idempotent."""
+        self._closed = True
         llm, self.llm = self.llm, None
         if llm is None:
             return

@@ -118,12 +118,23 @@ def test_a_rerun_is_served_by_the_cache(engine, tmp_path):
     assert [r.candidates for r in second] == [r.candidates for r in first]
 
 
+def test_a_fully_cached_rerun_never_starts_the_engine(engine, tmp_path):
+    CachedBackend(engine, CallCache(str(tmp_path))).generate(requests(k=2))
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    fresh = VLLMBackend(MODEL, sampling=SamplingOptions(max_tokens=32), **ENGINE)
+    rerun = CachedBackend(fresh, CallCache(str(tmp_path))).generate(requests(k=2))
+    assert all(r.cached for r in rerun)
+    assert fresh.llm is None
+    assert not [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+    fresh.close()
+
+
 def test_close_stops_the_engine_processes():
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     backend = VLLMBackend(MODEL, sampling=SamplingOptions(max_tokens=32), **ENGINE)
+    assert backend.generate(requests(k=1)[:1])[0].error is None
     started = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
     assert started, "the default engine runs in a child process"
-    assert backend.generate(requests(k=1)[:1])[0].error is None
     backend.close()
     backend.close()  # idempotent
     _, alive = psutil.wait_procs(started, timeout=30)
