@@ -121,7 +121,7 @@ def test_a_rerun_is_served_by_the_cache(engine, tmp_path):
 def test_a_fully_cached_rerun_never_starts_the_engine(engine, tmp_path):
     CachedBackend(engine, CallCache(str(tmp_path))).generate(requests(k=2))
     before = {p.pid for p in psutil.Process().children(recursive=True)}
-    fresh = VLLMBackend(MODEL, sampling=SamplingOptions(max_tokens=32), **ENGINE)
+    fresh = VLLMBackend(MODEL, sampling=engine.sampling, **ENGINE)  # the same calls, so the same keys
     rerun = CachedBackend(fresh, CallCache(str(tmp_path))).generate(requests(k=2))
     assert all(r.cached for r in rerun)
     assert fresh.llm is None
