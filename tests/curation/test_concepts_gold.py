@@ -1,8 +1,9 @@
 """Tagger quality on a hand-annotated gold set (tests/curation/data/concept_gold.jsonl).
 
-The gold set: 155 captions, 54 caption sentences from the real articles in sample_data/jats/ (microbiology,
-chemistry, evolution: mostly tests of precision) and 101 classification-style captions (CT, MRI, X-ray,
-ultrasound, fundus/OCT, histopathology, microscopy, dermatology, endoscopy, charts), 280 gold CUIs.
+The gold set: 171 captions, 54 caption sentences from the real articles in sample_data/jats/ (microbiology,
+chemistry, evolution: mostly tests of precision), 101 classification-style captions (CT, MRI, X-ray,
+ultrasound, fundus/OCT, histopathology, microscopy, dermatology, endoscopy, charts) and 16 template
+captions the demo classification dataset really gets (`demo-template/*`), 308 gold CUIs.
 
 How it was annotated (by hand, before looking at the tagger's output on it):
 - every concept of the bundled KB the caption expresses, in any surface form (synonym, plural, word order,
@@ -16,7 +17,10 @@ How it was annotated (by hand, before looking at the tagger's output on it):
 - a caption's CUIs form a set: the measure is micro precision/recall over (caption, CUI) pairs.
 
 Caveat: the KB and the classification-style captions were written by the same person, so these figures
-are optimistic for real captions; the article sentences are untouched.
+are optimistic for real captions; the article sentences are untouched. The demo-template captions were
+annotated after the tagger had run on them; their gold CUIs are every KB concept they name (Chest, CT,
+Thoracic spine, Brain, MRI, Retina, Colon: the KB has no cerebral hemisphere, optic disc, fundus
+photography or histopathology).
 """
 
 from __future__ import annotations
@@ -28,9 +32,9 @@ from curation.concepts import micro_precision_recall, read_gold
 GOLD = Path(__file__).parent / "data" / "concept_gold.jsonl"
 
 # Measured with ConceptTagger defaults (threshold 0.8, max_ngram 5, near_exact 0.9, k 10, no model)
-# on the bundled KB: 267 true positives of 272 predicted and 280 gold.
-MEASURED_PRECISION = 0.982
-MEASURED_RECALL = 0.954
+# on the bundled KB: 295 true positives of 300 predicted and 308 gold.
+MEASURED_PRECISION = 0.983
+MEASURED_RECALL = 0.958
 ALLOWED_DROP = 0.05
 
 
