@@ -207,3 +207,67 @@ def test_without_a_card_the_labels_and_dicom_modality_are_used(tmp_path):
     assert len(pairs) == 2
     assert all(p["caption"] == "CT showing spine." and p["modality"] == "ct" for p in pairs)
     assert all(p["dataset"] == "folder" for p in pairs)
+
+
+MULTI_CARD = """\
+name: chest-findings
+modality: X-ray
+anatomy: chest
+classes:
+  cardiomegaly: {synonyms: [enlarged heart]}
+  effusion: {description: pleural effusion, synonyms: [pleural effusion]}
+  pneumothorax: {}
+  no finding: {normal: true}
+"""
+
+
+def test_multi_label_captions_name_the_positive_findings_only(tmp_path):
+    root = tmp_path / "cxr"
+    root.mkdir()
+    image = SAMPLE / "fundus" / "fundus_0.png"  # any real image: the test is about the captions
+    lines = [
+        {
+            "path": "a.png",
+            "labels": ["cardiomegaly", "effusion"],
+            "uncertain_labels": ["pneumothorax"],
+            "patient_id": "p1",
+        },
+        {"path": "b.png", "labels": ["effusion", "cardiomegaly"], "patient_id": "p2"},
+        {"path": "c.png", "labels": ["no finding"], "patient_id": "p3"},
+    ]
+    for line in lines:
+        shutil.copy(image, root / line["path"])
+    (root / "manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    (root / "card.yaml").write_text(MULTI_CARD)
+    out = tmp_path / "out"
+    manifest = ingest(
+        root / "manifest.jsonl", out, "--card", str(root / "card.yaml"), "--captions-per-class", "5"
+    )
+    assert manifest["reconciled"], manifest["problems"]
+    by_id = {p["id"].rsplit("/", 1)[1]: p for p in rows(out)}
+    assert sorted(by_id["a"]["class_labels"]) == ["cardiomegaly", "effusion"]
+    assert by_id["a"]["captions"] == by_id["b"]["captions"]  # one label set, captioned once
+    for caption in by_id["a"]["captions"]:
+        text = caption.lower()
+        assert "cardiomegaly" in text or "enlarged heart" in text
+        assert "effusion" in text
+        assert "pneumothorax" not in text  # uncertain labels are never mentioned
+    assert by_id["c"]["caption"] == "Normal chest X-ray."
+    assert by_id["a"]["modality"] == "radiography"
+
+
+def test_huggingface_dataset_with_a_class_label(tmp_path):
+    images = [Image.open(SAMPLE / "ihc" / f"ihc_{i}.jpg") for i in range(4)]
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=["benign", "malignant"])}
+    )
+    ds = datasets.Dataset.from_dict({"image": images, "label": [0, 1, 0, 1]}, features=features)
+    ds.save_to_disk(str(tmp_path / "hf"))
+    out = tmp_path / "out"
+    manifest = ingest(tmp_path / "hf", out, "--name", "ihc-hf")
+    assert manifest["reconciled"], manifest["problems"]
+    found = rows(out)
+    assert len(found) == 4
+    assert sorted(p["class_labels"][0] for p in found) == ["benign", "benign", "malignant", "malignant"]
+    assert all(p["id"].startswith("cls/ihc-hf/") for p in found)
+    assert {p["caption"] for p in found} == {"Image showing benign.", "Image showing malignant."}

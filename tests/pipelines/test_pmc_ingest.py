@@ -272,3 +272,26 @@ def test_md5_mismatch_in_the_cloud_layout_is_a_reject(tmp_path):
     assert manifest["reconciled"]
     assert {r["id"]: r["reason"] for r in rows(out, "rejects")} == {"pmc/PMC3166277/F3": "md5_mismatch"}
     assert len(rows(out)) == 3
+
+
+def test_fsspec_urls_work_for_source_and_output():
+    """The same run with the source and the corpus on another fsspec filesystem (memory://): nothing assumes
+    local paths, as s3://, gs:// and https:// sources need."""
+    import fsspec
+
+    memory = fsspec.filesystem("memory")
+    for path in sorted(CLOUD.rglob("*")):
+        if path.is_file() and "PMC3166277" in path.name or path.parent.name == "PMC3166277.1":
+            memory.pipe(f"/pmc/{path.relative_to(CLOUD)}", path.read_bytes())
+    try:
+        code = main(["ingest", "pmc", "--source", "memory://pmc", "--out", "memory://corpus"])
+        manifest = json.loads(memory.cat("/corpus/manifest.json"))
+        assert code == 0 and manifest["reconciled"], manifest["problems"]
+        assert manifest["stages"]["articles"]["out"] == 1 and manifest["outputs"]["pairs"] == 4
+        assert memory.exists("/corpus/data/train-00000-of-00001.parquet") and memory.exists(
+            "/corpus/README.md"
+        )
+    finally:
+        memory.rm("/pmc", recursive=True)
+        if memory.exists("/corpus"):
+            memory.rm("/corpus", recursive=True)
