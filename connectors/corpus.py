@@ -122,6 +122,14 @@ def iter_rows(url: str, columns: list[str] | None = None) -> Iterator[dict[str, 
             yield from parquet.read_row_group(index, columns=columns).to_pylist()
 
 
+def corpus_rows(
+    corpus: str, folder: str = DATA_DIR, columns: list[str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every row of a corpus's data (or rejects) shards, shard by shard in name order."""
+    for url in list_shards(corpus, folder):
+        yield from iter_rows(url, columns)
+
+
 def corpus_schema(corpus: str, required: tuple[str, ...] = ("id",)) -> pa.Schema:
     """The schema shared by a corpus's data shards. Foreign Parquet corpora (no medcorpus version) are
     accepted; a medcorpus corpus of another major schema version is refused with a clear message."""

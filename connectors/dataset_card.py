@@ -34,15 +34,13 @@ from typing import Any
 import yaml
 
 from connectors.fs import read_bytes
+from schemas.errors import ReasonError
 
 MAX_CARD_BYTES = 1024**2
 
 
-class CardError(ValueError):
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+class CardError(ReasonError, ValueError):
+    """A card that cannot be used, or labels it cannot describe (`card_invalid`, `card_unknown_class`, `label_conflict`)."""
 
 
 # Names that mean "no finding" without the card saying `normal: true`.

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 import fsspec
 
+from schemas.errors import ReasonError
+
 # Most sources medcorpus reads from S3 (the PMC Cloud Service) are public buckets: sign nothing unless
 # the user opts in with MEDCORPUS_S3_ANON=0 (then the usual AWS credential chain applies).
 S3_ANONYMOUS = os.environ.get("MEDCORPUS_S3_ANON", "1") != "0"
@@ -16,13 +18,8 @@ S3_ANONYMOUS = os.environ.get("MEDCORPUS_S3_ANON", "1") != "0"
 DEFAULT_MAX_BYTES = 512 * 1024**2
 
 
-class FetchError(Exception):
+class FetchError(ReasonError):
     """A file could not be read; `reason` is a stable reject code."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 def storage_options(url: str) -> dict[str, Any]:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from schemas.errors import ReasonError
+
 ALLOWED_FORMATS = ("JPEG", "PNG", "GIF", "TIFF", "BMP", "WEBP", "JPEG2000", "PPM")
 
 # Signatures of the formats above: a file that starts like one of them but does not open is corrupt
@@ -50,13 +52,8 @@ _HIGH_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
 _WHITE = 255
 
 
-class ImageError(Exception):
+class ImageError(ReasonError):
     """An image that cannot become a corpus image. `reason` is a short stable code for reject rows."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)

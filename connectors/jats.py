@@ -26,6 +26,7 @@ from lxml import etree
 
 from connectors.jats_href import IMAGE_FORMAT_RANK, resolve_href, split_image_extension
 from connectors.jats_text import caption_text, element_text
+from schemas.errors import ReasonError
 
 __all__ = [
     "ArticleMeta",
@@ -55,13 +56,8 @@ _YEAR = re.compile(r"\d{4}")
 _FORBIDDEN_ERRORS = frozenset({etree.ErrorTypes.ERR_RESOURCE_LIMIT, etree.ErrorTypes.ERR_ENTITY_LOOP})
 
 
-class JatsError(Exception):
+class JatsError(ReasonError):
     """An article that cannot be used; ``reason`` is one of xml_malformed, xml_forbidden, xml_not_jats."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass

@@ -17,18 +17,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from connectors import fs
+from schemas.errors import ReasonError
 
 PMCID_RE = re.compile(r"^PMC\d+$")
 VERSIONED_RE = re.compile(r"(PMC\d+)\.(\d+)")
 
 
-class PackageError(Exception):
+class PackageError(ReasonError):
     """An article that cannot be used; `reason` is its reject code."""
-
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)

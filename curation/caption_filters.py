@@ -31,6 +31,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+# Every reason a caption can be rejected for, in the order they are checked.
+REASONS = (
+    "caption_truncated",
+    "caption_invalid_json",
+    "caption_junk",
+    "caption_too_short",
+    "caption_too_long",
+    "caption_missing_label",
+    "caption_missing_modality",
+    "caption_other_class",
+    "caption_extra_detail",
+    "caption_negation",
+    "caption_duplicate",
+)
+
 # Words that state normality; for a normal class any of them names the label.
 NORMAL_TERMS = (
     "normal",

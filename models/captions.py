@@ -29,6 +29,7 @@ from curation.caption_filters import CaptionCandidate, CaptionContext, CaptionFi
 from models.llm import BackendConfig, build_backend
 from models.llm.base import CaptionBackend, CaptionRequest, CaptionResult
 from models.llm.template import plain_caption
+from schemas.errors import ReasonError
 from schemas.records import PairRecord, RejectRecord
 
 DEFAULT_K = 10
@@ -36,11 +37,8 @@ CAPTION_STAGE = "captions"
 NO_CAPTION = "caption_none"
 
 
-class CaptionError(ValueError):
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+class CaptionError(ReasonError, ValueError):
+    """Why an image gets no caption (`caption_none`)."""
 
 
 @dataclass

@@ -4,6 +4,7 @@ manifest (with its reconciliation) and the dataset card, and summarise."""
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,8 @@ from connectors.corpus_card import write_card
 from pipelines.accounting import stage_counts
 
 log = logging.getLogger("medcorpus")
+
+EXIT_NOT_RECONCILED = 3
 
 
 def run_corpus_pipeline(
@@ -58,6 +61,12 @@ def _default_runner(options: PipelineOptions):
 
     log.info("running on the local in-process Beam runner (pass --runner to use another)")
     return FnApiRunner()
+
+
+def finish(manifest: dict[str, Any]) -> int:
+    """Print the run's summary; the exit code: 0, or EXIT_NOT_RECONCILED when the counts do not add up."""
+    print(summary(manifest), file=sys.stderr)
+    return 0 if manifest["reconciled"] else EXIT_NOT_RECONCILED
 
 
 def summary(manifest: dict[str, Any]) -> str:

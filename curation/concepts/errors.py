@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
+from schemas.errors import ReasonError
 
-class ConceptKbError(Exception):
+
+class ConceptKbError(ReasonError):
     """A knowledge base that cannot be built or loaded.
 
     Reason codes: `rrf_missing`, `rrf_malformed`, `kb_missing`, `kb_incomplete`, `kb_empty`,
     `semtype_unknown`, `dependency_missing`.
     """
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail

@@ -15,16 +15,16 @@ from typing import Any
 
 import torch
 
+from schemas.errors import ReasonError
+
 LATEST = "latest"
 FORMAT = "medcorpus-clip-checkpoint"
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^step-(\d+)\.pt$")
 
 
-class CheckpointError(ValueError):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
+class CheckpointError(ReasonError, ValueError):
+    """A checkpoint that cannot be written, found or restored (`checkpoint_*`)."""
 
 
 def checkpoint_name(step: int) -> str:

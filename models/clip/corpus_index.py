@@ -23,16 +23,15 @@ import pyarrow.parquet as pq
 from connectors import fs
 from connectors.corpus import data_shards
 from schemas import check_schema_version
+from schemas.errors import ReasonError
 from schemas.records import SCHEMA_METADATA_KEY
 
 _SHARD_NAME = re.compile(r"^(?P<split>[A-Za-z_]+)-\d+-of-\d+\.parquet$")
 CONCEPT_CUI_COLUMN = "concepts.list.element.cui"
 
 
-class CorpusReadError(ValueError):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
+class CorpusReadError(ReasonError, ValueError):
+    """A corpus a run cannot read (`corpus_empty`, `column_missing`)."""
 
 
 @dataclass(frozen=True)

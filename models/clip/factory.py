@@ -18,6 +18,7 @@ from typing import Any
 
 from models.clip.presets import Preset
 from models.clip.tokenizer import TokenizerError, TokenizerSpec, hf_tokenizer_info
+from schemas.errors import ReasonError
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +27,8 @@ WEIGHTS_FILE = "open_clip_model.safetensors"
 WEIGHT_FILES = (WEIGHTS_FILE, "open_clip_pytorch_model.bin", "open_clip_pytorch_model.pth")
 
 
-class ModelBuildError(ValueError):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
+class ModelBuildError(ReasonError, ValueError):
+    """A model that cannot be built from the given preset, tokenizer and weights."""
 
 
 @dataclass

@@ -33,6 +33,7 @@ from connectors import fs
 from connectors.images import ALLOWED_FORMATS
 from models.clip.corpus_index import CorpusIndex, CorpusReadError, Piece
 from models.clip.tokenizer import TokenizerSpec
+from schemas.errors import ReasonError
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,8 @@ READ_COLUMNS = ["id", "caption", "captions", "image"]
 DEFAULT_MAX_IMAGE_PIXELS = 64_000_000
 
 
-class SampleError(Exception):
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
+class SampleError(ReasonError):
+    """A row that cannot become a training sample (`image_missing`, `image_decode`, ...)."""
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from schemas.errors import ReasonError
+
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # [PAD] first: BERT's pad_token_id is 0
 
 
-class TokenizerError(ValueError):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
+class TokenizerError(ReasonError, ValueError):
+    """A tokenizer that cannot be trained or loaded."""
 
 
 @dataclass(frozen=True)

@@ -42,16 +42,15 @@ from models.clip.factory import ClipModel, create_clip, prepare_model_dir
 from models.clip.presets import get_preset
 from models.clip.stream import EpochPosition, PairStream, StreamOptions, uint8_transform
 from models.clip.tokenizer import train_wordpiece
+from schemas.errors import ReasonError
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "amp_bf16", "amp_fp16", "fp32")
 
 
-class TrainError(ValueError):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
+class TrainError(ReasonError, ValueError):
+    """A training run that cannot start or continue (`run_exists`, `batch_too_large`, ...)."""
 
 
 @dataclass

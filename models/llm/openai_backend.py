@@ -16,7 +16,7 @@ from typing import Any
 
 from curation.caption_filters import CaptionCandidate
 from models.llm.base import LLM_ERROR, CaptionRequest, CaptionResult, SamplingOptions
-from models.llm.prompt import CAPTION_JSON_SCHEMA, PROMPT_VERSION, build_messages
+from models.llm.prompt import CAPTION_JSON_SCHEMA, build_messages, call_identity
 
 
 class OpenAIBackend:
@@ -52,16 +52,7 @@ class OpenAIBackend:
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="caption-openai")
 
     def cache_identity(self, request: CaptionRequest) -> dict[str, Any]:
-        return {
-            "backend": self.name,
-            "model": self.model,
-            "prompt_version": PROMPT_VERSION,
-            "messages": build_messages(request.facts),
-            "n": request.n,
-            "sampling": self.sampling.to_dict(),
-            "seed": self.sampling.request_seed(request.key),
-            "json_schema": CAPTION_JSON_SCHEMA if self.json_output else None,
-        }
+        return call_identity(self.name, self.model, request, self.sampling, self.json_output)
 
     def _one(self, request: CaptionRequest) -> CaptionResult:
         kwargs: dict[str, Any] = {

@@ -7,9 +7,12 @@ counts or patient details. Structured output (JSON Schema) keeps the answer to `
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors.dataset_card import CaptionFacts
+
+if TYPE_CHECKING:
+    from models.llm.base import CaptionRequest, SamplingOptions
 
 PROMPT_VERSION = "1"  # bump when the wording changes: it is part of every cache key
 
@@ -69,3 +72,20 @@ def user_prompt(facts: CaptionFacts) -> str:
 
 def build_messages(facts: CaptionFacts) -> list[dict[str, str]]:
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user_prompt(facts)}]
+
+
+def call_identity(
+    backend: str, model: str, request: CaptionRequest, sampling: SamplingOptions, json_output: bool
+) -> dict[str, Any]:
+    """Everything that determines an LLM call's outputs: the cache key of a `CaptionRequest` sent to a
+    chat model with these `SamplingOptions`."""
+    return {
+        "backend": backend,
+        "model": model,
+        "prompt_version": PROMPT_VERSION,
+        "messages": build_messages(request.facts),
+        "n": request.n,
+        "sampling": sampling.to_dict(),
+        "seed": sampling.request_seed(request.key),
+        "json_schema": CAPTION_JSON_SCHEMA if json_output else None,
+    }

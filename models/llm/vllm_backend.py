@@ -18,7 +18,7 @@ from typing import Any
 
 from curation.caption_filters import CaptionCandidate
 from models.llm.base import LLM_ERROR, CaptionRequest, CaptionResult, SamplingOptions
-from models.llm.prompt import CAPTION_JSON_SCHEMA, PROMPT_VERSION, build_messages
+from models.llm.prompt import CAPTION_JSON_SCHEMA, build_messages, call_identity
 
 log = logging.getLogger(__name__)
 _MP_SWITCH = "VLLM_ENABLE_V1_MULTIPROCESSING"
@@ -112,16 +112,7 @@ class VLLMBackend:
                     os.environ[_MP_SWITCH] = previous
 
     def cache_identity(self, request: CaptionRequest) -> dict[str, Any]:
-        return {
-            "backend": self.name,
-            "model": self.model_name,
-            "prompt_version": PROMPT_VERSION,
-            "messages": build_messages(request.facts),
-            "n": request.n,
-            "sampling": self.sampling.to_dict(),
-            "seed": self.sampling.request_seed(request.key),
-            "json_schema": CAPTION_JSON_SCHEMA if self.json_output else None,
-        }
+        return call_identity(self.name, self.model_name, request, self.sampling, self.json_output)
 
     def _params(self, request: CaptionRequest) -> Any:
         from vllm.sampling_params import SamplingParams, StructuredOutputsParams

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,8 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipelines import balance
-    from pipelines.commands.ingest import EXIT_NOT_RECONCILED
-    from pipelines.runner import run_corpus_pipeline, summary
+    from pipelines.runner import finish, run_corpus_pipeline
 
     if args.max_per_concept < 1:
         raise SystemExit("--max-per-concept must be at least 1")
@@ -43,5 +41,4 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         overwrite=args.overwrite,
         after_run=lambda: balance.histograms(options),
     )
-    print(summary(manifest), file=sys.stderr)
-    return 0 if manifest["reconciled"] else EXIT_NOT_RECONCILED
+    return finish(manifest)

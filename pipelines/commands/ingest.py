@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
-
-EXIT_NOT_RECONCILED = 3
 
 
 def add_image_options(parser: argparse.ArgumentParser) -> None:
@@ -154,7 +151,7 @@ def run_classification(args: argparse.Namespace, beam_args: list[str]) -> int:
     from connectors.splits import SplitRatios
     from models.llm import BackendConfig, SamplingOptions
     from pipelines import classification_ingest
-    from pipelines.runner import run_corpus_pipeline, summary
+    from pipelines.runner import finish, run_corpus_pipeline
 
     name = args.name or (
         load_card(args.card).name if args.card else args.dataset.rstrip("/").rsplit("/", 1)[-1].split(".")[0]
@@ -193,15 +190,14 @@ def run_classification(args: argparse.Namespace, beam_args: list[str]) -> int:
         title=f"{name}: image-caption pairs from a classification dataset",
         overwrite=args.overwrite,
     )
-    print(summary(manifest), file=sys.stderr)
-    return 0 if manifest["reconciled"] else EXIT_NOT_RECONCILED
+    return finish(manifest)
 
 
 def run_pmc(args: argparse.Namespace, beam_args: list[str]) -> int:
     from connectors.pmc_source import read_pmcid_file
     from connectors.splits import SplitRatios
     from pipelines import pmc_ingest
-    from pipelines.runner import run_corpus_pipeline, summary
+    from pipelines.runner import finish, run_corpus_pipeline
 
     options = pmc_ingest.PmcIngestOptions(
         source=args.source,
@@ -225,5 +221,4 @@ def run_pmc(args: argparse.Namespace, beam_args: list[str]) -> int:
         title="PMC Open Access figure-caption pairs",
         overwrite=args.overwrite,
     )
-    print(summary(manifest), file=sys.stderr)
-    return 0 if manifest["reconciled"] else EXIT_NOT_RECONCILED
+    return finish(manifest)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def _list(text: str) -> list[str]:
@@ -40,8 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipelines import tag
-    from pipelines.commands.ingest import EXIT_NOT_RECONCILED
-    from pipelines.runner import run_corpus_pipeline, summary
+    from pipelines.runner import finish, run_corpus_pipeline
 
     options = tag.TagOptions(
         input=args.input,
@@ -62,5 +60,4 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         title="Concept-tagged corpus",
         overwrite=args.overwrite,
     )
-    print(summary(manifest), file=sys.stderr)
-    return 0 if manifest["reconciled"] else EXIT_NOT_RECONCILED
+    return finish(manifest)

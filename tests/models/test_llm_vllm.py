@@ -21,6 +21,7 @@ pytest.importorskip(
 import psutil  # noqa: E402 - a vLLM dependency, present only where vllm is
 
 from connectors.dataset_card import load_card  # noqa: E402
+from curation import caption_filters  # noqa: E402
 from curation.caption_filters import CaptionCandidate, filter_captions  # noqa: E402
 from models.captions import CaptionGenerator, caption_context, plan_requests  # noqa: E402
 from models.llm import SamplingOptions  # noqa: E402
@@ -36,19 +37,7 @@ ENGINE = {
     "enforce_eager": True,
     "engine_kwargs": {"kv_cache_memory_bytes": 256 * 1024**2},
 }
-REASONS = {
-    "caption_truncated",
-    "caption_invalid_json",
-    "caption_junk",
-    "caption_too_short",
-    "caption_too_long",
-    "caption_missing_label",
-    "caption_missing_modality",
-    "caption_other_class",
-    "caption_extra_detail",
-    "caption_negation",
-    "caption_duplicate",
-}
+REASONS = set(caption_filters.REASONS)
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ import shutil
 from pathlib import Path
 
 import datasets
-import pyarrow.parquet as pq
 import pydicom
 import pytest
 from PIL import Image
 
+from connectors.corpus import corpus_rows
 from pipelines.cli import main
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data" / "classification"
@@ -48,11 +48,8 @@ def ingest(dataset: Path | str, out: Path, *extra: str) -> dict:
     return manifest
 
 
-def rows(out: Path, folder: str = "data") -> list[dict]:
-    found = []
-    for path in sorted((out / folder).glob("*.parquet")):
-        found += pq.read_table(path).to_pylist()
-    return found
+def rows(corpus: Path, folder: str = "data") -> list[dict]:
+    return list(corpus_rows(str(corpus), folder))
 
 
 @pytest.fixture(scope="module")

@@ -18,25 +18,14 @@ pytest.importorskip(
     "vllm", reason="needs the vLLM environment: scripts/setup_llm_env.sh, then .venv-llm/bin/pytest -m llm"
 )
 
-import pyarrow.parquet as pq  # noqa: E402
+from connectors.corpus import corpus_rows  # noqa: E402
+from curation import caption_filters  # noqa: E402
+from models.llm import LLM_ERROR  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_data" / "classification"
 MODEL = os.environ.get("MEDCORPUS_LLM_MODEL", str(ROOT / ".cache" / "models" / "smollm2-135m-instruct"))
-CAPTION_REASONS = {
-    "caption_truncated",
-    "caption_invalid_json",
-    "caption_junk",
-    "caption_too_short",
-    "caption_too_long",
-    "caption_missing_label",
-    "caption_missing_modality",
-    "caption_other_class",
-    "caption_extra_detail",
-    "caption_negation",
-    "caption_duplicate",
-    "caption_llm_error",
-}
+CAPTION_REASONS = {*caption_filters.REASONS, LLM_ERROR}
 
 
 def ingest(out: Path, cache: Path) -> dict:
@@ -52,7 +41,7 @@ def ingest(out: Path, cache: Path) -> dict:
 
 
 def rows(corpus: Path, folder: str) -> list[dict]:
-    return [r for p in sorted((corpus / folder).glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+    return list(corpus_rows(str(corpus), folder))
 
 
 def test_vllm_captions_through_the_pipeline(tmp_path):

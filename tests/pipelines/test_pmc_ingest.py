@@ -10,10 +10,10 @@ import tarfile
 from pathlib import Path
 
 import datasets
-import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from connectors.corpus import corpus_rows
 from pipelines.cli import main
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
@@ -28,11 +28,8 @@ def ingest(source: Path | str, out: Path, *extra: str) -> dict:
     return manifest
 
 
-def rows(out: Path, folder: str = "data") -> list[dict]:
-    found = []
-    for path in sorted((out / folder).glob("*.parquet")):
-        found += pq.read_table(path).to_pylist()
-    return found
+def rows(corpus: Path, folder: str = "data") -> list[dict]:
+    return list(corpus_rows(str(corpus), folder))
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from connectors.corpus import corpus_rows
 from pipelines.cli import main
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
@@ -35,7 +36,7 @@ def run(*args: str) -> dict:
 
 
 def rows(corpus: Path) -> list[dict]:
-    return [r for p in sorted((corpus / "data").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
+    return list(corpus_rows(str(corpus)))
 
 
 @pytest.fixture(scope="module")

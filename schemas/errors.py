@@ -1,0 +1,12 @@
+"""The one error shape of medcorpus: a short stable reason code (what a reject row records) and a detail."""
+
+from __future__ import annotations
+
+
+class ReasonError(Exception):
+    """Something that cannot be used, and why: `reason` is a stable code such as `image_decode`."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
