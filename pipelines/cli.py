@@ -40,13 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
     if not args.verbose:
-        # Beam logs every type-hint conversion and worker start at INFO.
-        logging.getLogger("apache_beam").setLevel(logging.WARNING)
+        # medcorpus's own progress at INFO; libraries (Beam, open_clip, nmslib) only warn. Beam also warns
+        # on import that its optional BigQuery client is missing, which medcorpus never uses.
+        for own in ("medcorpus", "connectors", "curation", "models", "pipelines"):
+            logging.getLogger(own).setLevel(logging.INFO)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(lambda record: not record.getMessage().startswith("apitools not found"))
     if extra and not getattr(args, "accepts_pipeline_options", False):
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     return int(args.func(args, extra) or 0)
