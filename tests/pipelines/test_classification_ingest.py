@@ -268,3 +268,13 @@ def test_huggingface_dataset_with_a_class_label(tmp_path):
     assert sorted(p["class_labels"][0] for p in found) == ["benign", "benign", "malignant", "malignant"]
     assert all(p["id"].startswith("cls/ihc-hf/") for p in found)
     assert {p["caption"] for p in found} == {"Image showing benign.", "Image showing malignant."}
+
+
+def test_rerun_writes_identical_shards(demo_corpus, tmp_path):
+    out, _ = demo_corpus
+    again = tmp_path / "again"
+    ingest(SAMPLE / "manifest.csv", again, "--card", str(SAMPLE / "card.yaml"), "--splits", "50/25/25")
+    first = sorted(p.relative_to(out) for p in out.glob("*/*.parquet"))
+    assert first == sorted(p.relative_to(again) for p in again.glob("*/*.parquet"))
+    for relative in first:
+        assert (out / relative).read_bytes() == (again / relative).read_bytes()
