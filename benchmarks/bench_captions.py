@@ -86,6 +86,7 @@ def main() -> None:
         backend = VLLMBackend(
             args.model, sampling=sampling, **CPU_ENGINE, engine_kwargs={"kv_cache_memory_bytes": CPU_KV_BYTES}
         )
+        backend.start()  # the engine otherwise starts on the first call: time it apart
         rows.append(run_backend("vllm", backend, card, args.k, args.rounds, time.perf_counter() - t))
     if "openai" in wanted and have_vllm:
         from models.llm.openai_backend import OpenAIBackend

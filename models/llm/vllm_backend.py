@@ -97,6 +97,13 @@ class VLLMBackend:
         # are all cached never loads the model.
         self.llm: Any = None
 
+    def start(self) -> None:
+        """Start the engine now rather than on the first uncached call (to time start-up apart)."""
+        if self._closed:
+            raise RuntimeError("this vllm backend is closed")
+        if self.llm is None:
+            self.llm = self._start_engine()
+
     def _start_engine(self) -> Any:
         # vLLM reads the switch when the engine is built; set it only for this construction.
         previous = os.environ.get(_MP_SWITCH)
@@ -145,8 +152,7 @@ class VLLMBackend:
             raise RuntimeError("this vllm backend is closed")
         if not requests:
             return []
-        if self.llm is None:
-            self.llm = self._start_engine()
+        self.start()
         # A dead engine answers nothing again: raise, so the worker fails loudly (Beam retries the bundle
         # on a fresh worker) rather than turning every later request into a reject row.
         try:
