@@ -58,6 +58,8 @@ def prepare_model_dir(
     holds one). `text_model`: a local HF model folder whose config replaces the preset's text config (its
     weights are loaded by `create_clip`).
     """
+    require_local_folder(tokenizer_dir, "tokenizer")
+    require_local_folder(text_model, "text model")
     out = Path(model_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = preset.model_cfg_copy()
@@ -77,6 +79,14 @@ def prepare_model_dir(
     return out
 
 
+def require_local_folder(path: str | Path | None, what: str) -> None:
+    """Weights and tokenizers come from local folders only: a hub id here would be a silent download."""
+    if path is not None and not Path(path).is_dir():
+        raise ModelBuildError(
+            "path_not_local", f"{what} {path} is not a local folder (medcorpus never downloads weights)"
+        )
+
+
 def _write_hf_text_files(
     preset: Preset, out: Path, tokenizer_dir: str | Path | None, text_model: str | Path | None
 ):
@@ -90,7 +100,7 @@ def _write_hf_text_files(
         )
     vocab, pad_id = hf_tokenizer_info(tokenizer_dir)
     if text_model is not None:
-        config = AutoConfig.from_pretrained(str(text_model))
+        config = AutoConfig.from_pretrained(str(text_model), local_files_only=True)
         if config.pad_token_id is not None and config.pad_token_id != pad_id:
             raise ModelBuildError(
                 "tokenizer_mismatch",
@@ -106,7 +116,7 @@ def _write_hf_text_files(
             f"tokenizer {tokenizer_dir} has {vocab} tokens; the text tower embeds {config.vocab_size}",
         )
     if Path(tokenizer_dir).resolve() != out.resolve():
-        AutoTokenizer.from_pretrained(str(tokenizer_dir)).save_pretrained(str(out))
+        AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True).save_pretrained(str(out))
     config.save_pretrained(str(out))
 
 
@@ -128,6 +138,7 @@ def create_clip(
         f"local-dir:{model_dir}", pretrained_text=False, device=device, output_dict=True
     )
     if text_model is not None:
+        require_local_folder(text_model, "text model")
         _load_hf_text_weights(model, text_model)
     if init is not None:
         path = weights_file(init)
@@ -145,7 +156,7 @@ def create_clip(
 def _load_hf_text_weights(model: Any, text_model: str | Path) -> None:
     from transformers import AutoModel
 
-    pretrained = AutoModel.from_pretrained(str(text_model), add_pooling_layer=False)
+    pretrained = AutoModel.from_pretrained(str(text_model), add_pooling_layer=False, local_files_only=True)
     missing, unexpected = model.text.transformer.load_state_dict(pretrained.state_dict(), strict=False)
     if missing:
         raise ModelBuildError(

@@ -48,7 +48,7 @@ def hf_tokenizer_info(path: str | Path) -> tuple[int, int]:
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except (OSError, ValueError) as e:
         raise TokenizerError("tokenizer_invalid", f"{path}: {e}") from e
     if tokenizer.pad_token_id is None:

@@ -72,3 +72,15 @@ def test_bad_presets_are_clear_errors(tmp_path, content, reason):
     with pytest.raises(PresetError) as e:
         get_preset(str(path) if content is not None else "no-such-preset")
     assert str(e.value).startswith(reason)
+
+
+def test_hub_ids_are_refused_not_downloaded(tmp_path):
+    """A hub id where a local folder belongs would be a silent download: it is an error instead."""
+    from models.clip.factory import ModelBuildError, prepare_model_dir
+
+    preset = get_preset("biomedclip-vitb16")
+    for kwargs in ({"tokenizer_dir": "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract"},
+                   {"text_model": "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract"}):  # fmt: skip
+        with pytest.raises(ModelBuildError) as err:
+            prepare_model_dir(preset, tmp_path / "model", **kwargs)
+        assert err.value.reason == "path_not_local"
