@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from connectors.classification import ClassificationSample, read_image_bytes, split_for
+from connectors.classification import ClassificationSample, ManifestRowError, read_image_bytes, split_for
 from connectors.dataset_card import label_set_key
 from connectors.images import ImageError, ImageOptions
 from connectors.medical_image import VolumePolicy, load_medical_image
@@ -36,6 +36,18 @@ def group_id(dataset: str, sample: ClassificationSample) -> str:
     """A one-way id of the patient/study (or the sample), so the raw patient id never leaves."""
     key = sample.group if sample.group else f"sample:{sample.sample_id}"
     return hashlib.sha256(f"{dataset}\x00{key}".encode()).hexdigest()[:16]
+
+
+def row_error_reject(dataset: str, error: ManifestRowError) -> RejectRecord:
+    """The reject row of a dataset row that names no usable sample."""
+    return RejectRecord(
+        id=f"cls/{dataset}/{error.sample_id or f'row-{error.row_number}'}",
+        stage="samples",
+        reason=error.reason,
+        detail=f"{error.source} row {error.row_number}: {error.detail}",
+        source=SOURCE,
+        source_uri=error.source,
+    )
 
 
 def _frame_tag(frame: str) -> str:

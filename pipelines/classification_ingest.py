@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import apache_beam as beam
 
 from connectors.classification import ManifestRowError, open_classification_dataset
-from connectors.classification_pairs import SOURCE, ImageRecord, image_records
+from connectors.classification_pairs import SOURCE, ImageRecord, image_records, row_error_reject
 from connectors.corpus import RunInfo
 from connectors.dataset_card import CardError, DatasetCard, load_card, modality_from_dicom
 from connectors.images import ImageOptions
@@ -98,16 +98,7 @@ class DecodeSamples(beam.DoFn):
         count("samples", "in")
         self.progress.tick()
         if isinstance(item, ManifestRowError):
-            yield reject(
-                RejectRecord(
-                    id=f"cls/{self.options.name}/{item.sample_id or f'row-{item.row_number}'}",
-                    stage="samples",
-                    reason=item.reason,
-                    detail=f"{item.source} row {item.row_number}: {item.detail}",
-                    source=SOURCE,
-                    source_uri=item.source,
-                )
-            )
+            yield reject(row_error_reject(self.options.name, item))
             return
         o = self.options
         result = image_records(o.name, item, o.image, o.volume, o.splits)

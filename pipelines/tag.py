@@ -83,7 +83,9 @@ class TagCaptions(beam.DoFn):
                 valid.append(row)
             else:
                 yield reject(
-                    RejectRecord(id=f"row:{row.get('caption', '')[:40]}", stage="tag", reason="id_missing")
+                    RejectRecord(
+                        id=f"row:{(row.get('caption') or '')[:40]}", stage="tag", reason="id_missing"
+                    )
                 )
         for row in tag_rows(self.tagger, valid):
             count("tag", "out")

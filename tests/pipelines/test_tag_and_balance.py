@@ -155,3 +155,12 @@ def test_balance_caps_every_concept_deterministically(tagged, tmp_path):
 def test_balance_needs_a_tagged_corpus(foreign_corpus, tmp_path):
     with pytest.raises(ValueError, match="concepts"):
         main(["balance", "--in", str(foreign_corpus), "--out", str(tmp_path / "x"), "--max-per-concept", "2"])
+
+
+def test_rows_without_an_id_are_rejected_not_lost(tmp_path):
+    (tmp_path / "in" / "data").mkdir(parents=True)
+    table = pa.table({"id": ["a", None], "caption": ["CT of the liver.", None]})
+    pq.write_table(table, tmp_path / "in" / "data" / "train-00000-of-00001.parquet")
+    manifest = run("tag", "--in", str(tmp_path / "in"), "--out", str(tmp_path / "out"))
+    assert manifest["stages"]["tag"] == {"in": 2, "out": 1, "rejected": {"id_missing": 1}, "removed": {}}
+    assert [r["id"] for r in rows(tmp_path / "out")] == ["a"]
