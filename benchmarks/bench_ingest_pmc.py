@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from connectors.pmc_legacy import FILE_LIST_COLUMNS
 from pipelines.cli import main as medcorpus
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "pmc-legacy"
@@ -28,16 +29,7 @@ def make_source(root: Path, articles: int) -> None:
         rows = list(csv.DictReader(f))
     with open(root / "oa_file_list.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(
-            [
-                "File",
-                "Article Citation",
-                "Accession ID",
-                "Last Updated (YYYY-MM-DD HH:MM:SS)",
-                "PMID",
-                "License",
-            ]
-        )
+        writer.writerow(FILE_LIST_COLUMNS)
         for i in range(articles):
             row = rows[i % len(rows)]
             pmcid = f"PMC{90_000_000 + i}"
@@ -45,14 +37,7 @@ def make_source(root: Path, articles: int) -> None:
             (root / package).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(SAMPLE / row["File"], root / package)
             writer.writerow(
-                [
-                    package,
-                    row["Article Citation"],
-                    pmcid,
-                    row["Last Updated (YYYY-MM-DD HH:MM:SS)"],
-                    "",
-                    row["License"],
-                ]
+                {**row, "File": package, "Accession ID": pmcid, "PMID": ""}[c] for c in FILE_LIST_COLUMNS
             )
 
 

@@ -30,6 +30,14 @@ from connectors.pmc_source import (
 )
 
 FILE_LIST = "oa_file_list.csv"
+FILE_LIST_COLUMNS = (
+    "File",
+    "Article Citation",
+    "Accession ID",
+    "Last Updated (YYYY-MM-DD HH:MM:SS)",
+    "PMID",
+    "License",
+)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".tif", ".tiff", ".bmp")
 MAX_PACKAGE_BYTES = 2 * 1024**3  # decompressed, summed over members
 MAX_MEMBER_BYTES = 256 * 1024**2

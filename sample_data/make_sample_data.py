@@ -39,6 +39,8 @@ from nibabel.testing import data_path as nibabel_data
 from PIL import Image
 from pydicom.data import get_testdata_file
 
+from connectors.pmc_legacy import FILE_LIST_COLUMNS
+
 HERE = Path(__file__).resolve().parent
 BUCKET = "s3://pmc-oa-opendata"
 INVENTORY_DATE = "2026-11-26T01-00Z"
@@ -260,16 +262,7 @@ def write_legacy(pool: list[Image.Image]) -> None:
         rows.append([package, article.citation, article.pmcid, "2026-01-15 10:00:00", "", article.license])
     with open(root / "oa_file_list.csv", "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(
-            [
-                "File",
-                "Article Citation",
-                "Accession ID",
-                "Last Updated (YYYY-MM-DD HH:MM:SS)",
-                "PMID",
-                "License",
-            ]
-        )
+        writer.writerow(FILE_LIST_COLUMNS)
         writer.writerows(rows)
 
 
