@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "pipelines.commands.ingest",
     "pipelines.commands.tag",
     "pipelines.commands.balance",
+    "pipelines.commands.dedupe",
     "pipelines.commands.umls",
     "pipelines.commands.train",
     "pipelines.commands.evaluate",

@@ -15,3 +15,23 @@ os.environ["HF_DATASETS_CACHE"] = os.path.join(_CACHE, "huggingface", "datasets"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["MEDCORPUS_CACHE"] = os.path.join(_CACHE, "medcorpus")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_open_clip_export(tmp_path_factory):
+    """A real open_clip model folder (the `tiny-bpe` preset exported by medcorpus) with random weights:
+    no trained image model can be downloaded here, so tests check the plumbing, not embedding quality."""
+    import torch
+
+    from models.clip.export import export_open_clip
+    from models.clip.factory import create_clip, prepare_model_dir
+    from models.clip.presets import get_preset
+
+    root = tmp_path_factory.mktemp("tiny-clip")
+    torch.manual_seed(0)
+    clip = create_clip(prepare_model_dir(get_preset("tiny-bpe"), root / "model"))
+    export_open_clip(clip, root / "export", name="tiny-dedupe")
+    return root / "export"

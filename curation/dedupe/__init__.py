@@ -1,0 +1,2 @@
+"""Exact and near-duplicate detection, and decontamination against evaluation sets (plain Python:
+the Beam wiring is `pipelines.dedupe`)."""
