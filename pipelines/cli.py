@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 COMMAND_MODULES = [
@@ -55,6 +56,21 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not getattr(args, "accepts_pipeline_options", False):
         parser.error(f"unrecognised arguments: {' '.join(extra)}")
     return int(args.func(args, extra) or 0)
+
+
+def console() -> None:
+    """The `medcorpus` command: `main()`, then an exit that skips interpreter teardown.
+
+    Every command has written, closed and renamed its outputs before `main()` returns. A native thread
+    that a library leaves running can still abort the teardown that follows (SIGABRT, "terminate called
+    without an active exception", exit 134) after a complete run, as about one Beam run in twenty did;
+    leaving through `os._exit` once the streams and logs are flushed keeps the exit code the run's own.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -73,8 +73,8 @@ class DedupeOptions:
     caption_embedder: str | None = None  # a sentence-transformers folder; None: the level is off
     caption_threshold: float = 0.97
     clusters: int | None = None  # None: about `cluster_size` vectors per cluster
-    cluster_size: int = 10_000
-    cluster_margin: float = 0.05
+    cluster_size: int = 5_000
+    cluster_margin: float = 0.02
     clusters_per_vector: int = 3
     kmeans_sample: int = 100_000
     batch_size: int = 64

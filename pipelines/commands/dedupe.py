@@ -71,13 +71,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--clusters", type=int, help="k-means clusters (default: about --cluster-size vectors each)"
     )
     parser.add_argument(
-        "--cluster-size", type=int, default=10_000, help="target vectors per cluster (default 10000)"
+        "--cluster-size", type=int, default=5_000, help="target vectors per cluster (default 5000)"
     )
     parser.add_argument(
         "--cluster-margin",
         type=float,
-        default=0.05,
-        help="also search a vector in every cluster whose centroid is this close to its nearest one (default 0.05)",
+        default=0.02,
+        help="also search a vector in every cluster whose centroid is this close to its nearest one (default 0.02)",
     )
     parser.add_argument(
         "--kmeans-sample", type=int, default=100_000, help="vectors k-means trains on (default 100000)"

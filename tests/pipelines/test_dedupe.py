@@ -309,3 +309,26 @@ def test_images_are_what_load_dataset_decodes(deduped):
     out, _ = deduped
     ds = datasets.load_dataset(str(out), split="train")
     assert isinstance(ds[0]["image"], Image.Image) and len(ds) == len(ids(out))
+
+
+@pytest.mark.parametrize("form", ["corpus", "hf_dataset"])
+def test_decontamination_reads_corpora_and_hf_dataset_folders(form, planted, planted_corpus, tmp_path):
+    fundus = [p for p in planted if p.group == "fundus" and p.variant == "base"]
+    evals = tmp_path / "evals"
+    if form == "corpus":
+        write_planted_corpus(str(evals), fundus)
+        expected_item = "eval/evals/planted/fundus/base"
+    else:
+        import datasets
+
+        features = datasets.Features(
+            {"image": datasets.Image(), "label": datasets.ClassLabel(names=["fundus"])}
+        )
+        ds = datasets.Dataset.from_dict({"image": [base_images()["fundus"]], "label": [0]}, features=features)
+        ds.save_to_disk(str(evals))
+        expected_item = "eval/evals/data-0"  # a saved Dataset (no DatasetDict): split "data"
+    run("--in", str(planted_corpus), "--out", str(tmp_path / "out"), "--against", str(evals))
+    overlap = {i: r for i, r in rejects(tmp_path / "out").items() if r["reason"] == "eval_overlap"}
+    easy = {p.record.id for p in planted if p.group == "fundus" and p.variant in ("base", *EASY_VARIANTS)}
+    assert easy <= set(overlap) and all(i.startswith("planted/fundus/") for i in overlap)
+    assert {r["eval_item"] for r in overlap.values()} == {expected_item}
