@@ -47,6 +47,7 @@ from curation.dedupe.dense import assign_clusters, cluster_count, similar_pairs,
 from curation.dedupe.groups import Edge, Node, Removal, eval_removal, resolve_duplicates
 from curation.dedupe.hamming import band_keys, hamming_pairs
 from curation.dedupe.signatures import Signature, caption_key, phash
+from models.embedders import EmbedderSpec, caption_embedder_spec, image_embedder_spec, load_embedder
 from pipelines.accounting import REJECTS, Progress, count, reject
 from pipelines.corpus_output import WriteCorpus, row_format
 from schemas import RejectRecord, schema_for
@@ -95,23 +96,17 @@ class DedupeOptions:
 class Embedders:
     """The embedders of a run, resolved (and their weights hashed) once on the launching machine."""
 
-    image: object | None  # models.embedders.EmbedderSpec
-    caption: object | None
+    image: EmbedderSpec | None
+    caption: EmbedderSpec | None
 
     @classmethod
     def of(cls, options: DedupeOptions) -> Embedders:
-        if not (options.image_embedder or options.caption_embedder):
-            return cls(None, None)
-        from models.embedders import caption_embedder_spec, image_embedder_spec
-
         return cls(
             image_embedder_spec(options.image_embedder) if options.image_embedder else None,
             caption_embedder_spec(options.caption_embedder) if options.caption_embedder else None,
         )
 
     def load(self) -> tuple:
-        from models.embedders import load_embedder
-
         return tuple(load_embedder(spec) if spec else None for spec in (self.image, self.caption))
 
 

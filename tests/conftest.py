@@ -35,3 +35,17 @@ def tiny_open_clip_export(tmp_path_factory):
     clip = create_clip(prepare_model_dir(get_preset("tiny-bpe"), root / "model"))
     export_open_clip(clip, root / "export", name="tiny-dedupe")
     return root / "export"
+
+
+@pytest.fixture(scope="session")
+def sample_classification_corpus(tmp_path_factory):
+    """The bundled classification dataset ingested with template captions (read-only for tests)."""
+    from pathlib import Path
+
+    from pipelines.cli import main
+
+    sample = Path(__file__).resolve().parents[1] / "sample_data" / "classification"
+    out = tmp_path_factory.mktemp("sample-classification") / "corpus"
+    args = ["--dataset", str(sample / "manifest.csv"), "--card", str(sample / "card.yaml")]
+    assert main(["ingest", "classification", *args, "--out", str(out), "--cache-dir", "none"]) == 0
+    return out

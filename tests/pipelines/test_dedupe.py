@@ -16,8 +16,6 @@ from curation.dedupe.planted import EASY_VARIANTS, base_images, planted_pairs, s
 from models.embedders import bundled_minilm
 from pipelines.cli import main
 
-SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
-
 
 def run(*args: str) -> dict:
     out = Path(args[args.index("--out") + 1])
@@ -208,25 +206,11 @@ def test_cluster_sharded_search_keeps_the_same_set_as_one_exact_index(
     assert sharded["embedders"]["image"]["identity"].startswith("export@")
 
 
-def test_several_corpora_are_deduplicated_together(planted, tmp_path):
+def test_several_corpora_are_deduplicated_together(planted, sample_classification_corpus, tmp_path):
     write_planted_corpus(str(tmp_path / "a"), [p for p in planted if p.variant == "base"])
     write_planted_corpus(str(tmp_path / "b"), [p for p in planted if p.variant in EASY_VARIANTS])
-    code = main(
-        [
-            "ingest",
-            "classification",
-            "--dataset",
-            str(SAMPLE / "classification" / "manifest.csv"),
-            "--card",
-            str(SAMPLE / "classification" / "card.yaml"),
-            "--out",
-            str(tmp_path / "cls"),
-            "--cache-dir",
-            "none",
-        ]
-    )
-    assert code == 0
-    inputs = ["--in", str(tmp_path / "a"), "--in", str(tmp_path / "b"), "--in", str(tmp_path / "cls")]
+    cls = sample_classification_corpus
+    inputs = ["--in", str(tmp_path / "a"), "--in", str(tmp_path / "b"), "--in", str(cls)]
     manifest = run(*inputs, "--out", str(tmp_path / "out"))
     written = ids(tmp_path / "out")
     assert len(written) == len(set(written))
@@ -242,7 +226,7 @@ def test_several_corpora_are_deduplicated_together(planted, tmp_path):
     assert {i for i in removed if i.startswith("cls/")} == {"cls/medcorpus-demo/brain_mri/mri_0"}
     # Classification pairs share template captions by design: never caption duplicates.
     assert not any(r["level"] == "exact_caption" for r in removed.values())
-    assert manifest["inputs"]["corpora"] == [str(tmp_path / d) for d in ("a", "b", "cls")]
+    assert manifest["inputs"]["corpora"] == [str(tmp_path / "a"), str(tmp_path / "b"), str(cls)]
     assert set(pq.read_schema(next((tmp_path / "out" / "data").glob("*.parquet"))).names) >= {
         "class_labels",
         "pmcid",

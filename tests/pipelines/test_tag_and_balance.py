@@ -13,8 +13,6 @@ import pytest
 from connectors.corpus import corpus_rows
 from pipelines.cli import main
 
-SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
-
 CAPTIONS = [
     "CT scan of the liver showing a hepatic lesion.",
     "Axial CT of the abdomen with a liver mass.",
@@ -95,20 +93,8 @@ def test_tagged_corpus_loads_with_datasets(tagged):
     assert "concepts" in ds.column_names and len(ds) == 24
 
 
-def test_classification_rows_keep_their_card_modality(tmp_path):
-    corpus = tmp_path / "cls"
-    run(
-        "ingest",
-        "classification",
-        "--dataset",
-        str(SAMPLE / "classification" / "manifest.csv"),
-        "--card",
-        str(SAMPLE / "classification" / "card.yaml"),
-        "--out",
-        str(corpus),
-        "--cache-dir",
-        "none",
-    )
+def test_classification_rows_keep_their_card_modality(sample_classification_corpus, tmp_path):
+    corpus = sample_classification_corpus
     out = tmp_path / "tagged"
     run("tag", "--in", str(corpus), "--out", str(out))
     found = {r["class_labels"][0]: r for r in rows(out)}
