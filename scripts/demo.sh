@@ -54,7 +54,7 @@ $MC balance --in "$OUT/corpus-tagged" --out "$OUT/corpus-balanced" --max-per-con
 step "pretrain the tiny preset on the deduplicated corpus, evaluate, export -> $OUT/run"
 rm -rf "$OUT/run"
 $MC train --corpus "$OUT/corpus-tagged" --preset tiny --out "$OUT/run" \
-  --max-steps 20 --batch-size 8 --workers 2 --eval-split test,validation \
+  --max-steps 20 --batch-size 8 --workers 1 --eval-split test,validation \
   --zeroshot sample_data/classification/manifest.csv
 
 step "query the corpus with datasets.load_dataset"
