@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 
 from connectors import fs
 from schemas import SCHEMA_VERSION, check_schema_version
+from schemas.errors import ReasonError
 from schemas.records import SCHEMA_METADATA_KEY
 
 DATA_DIR = "data"
@@ -39,8 +40,8 @@ ROW_GROUP_BYTES = 32 * 1024**2
 SHARD_BYTES = 256 * 1024**2
 
 
-class CorpusExistsError(Exception):
-    pass
+class CorpusFolderError(ReasonError, ValueError):
+    """A folder that cannot be used as asked: `corpus_exists`, `output_overlaps_input`, `corpus_incomplete`."""
 
 
 def shard_path(out: str, folder: str, split: str, index: int, count: int) -> str:
@@ -68,20 +69,6 @@ def write_table(table: pa.Table, url: str, row_group_bytes: int = ROW_GROUP_BYTE
     with filesystem.open(temporary, "wb") as f:
         pq.write_table(table, f, row_group_size=rows_per_group)
     filesystem.mv(temporary, path)
-
-
-def prepare_output(out: str, overwrite: bool) -> None:
-    """Refuse to mix a new run with an old one; with `overwrite`, clear what an old run wrote."""
-    filesystem, path = fs.filesystem(out)
-    owned = [fs.join(path, n) for n in (DATA_DIR, REJECTS_DIR, MANIFEST, CARD)]
-    present = [p for p in owned if filesystem.exists(p)]
-    if present and not overwrite:
-        raise CorpusExistsError(
-            f"{out} already holds a corpus ({', '.join(present)}); pass --overwrite to replace it"
-        )
-    for p in present:
-        filesystem.rm(p, recursive=True)
-    filesystem.makedirs(path, exist_ok=True)
 
 
 def list_shards(corpus: str, folder: str = DATA_DIR) -> list[str]:
@@ -159,8 +146,24 @@ def corpus_schema(corpus: str, required: tuple[str, ...] = ("id",)) -> pa.Schema
 
 
 def data_shards(corpus: str) -> list[str]:
-    """The data shards of a corpus folder, or the Parquet files directly in it."""
-    return list_shards(corpus, DATA_DIR) or fs.glob(fs.join(corpus, "*.parquet"))
+    """The data shards of a corpus folder, or the Parquet files directly in it (a foreign corpus).
+
+    Every reader lists shards here, so this is where an unfinished corpus is refused: medcorpus shards
+    without the `manifest.json` that a finished run writes last (see `connectors.publish`)."""
+    shards = list_shards(corpus, DATA_DIR) or fs.glob(fs.join(corpus, "*.parquet"))
+    if shards and not fs.exists(fs.join(corpus, MANIFEST)) and _is_medcorpus_shard(shards[0]):
+        raise CorpusFolderError(
+            "corpus_incomplete",
+            f"{corpus} holds medcorpus shards but no {MANIFEST}: the run that wrote it did not finish. "
+            "Run that command again (with --overwrite) before reading it.",
+        )
+    return shards
+
+
+def _is_medcorpus_shard(url: str) -> bool:
+    filesystem, path = fs.filesystem(url)
+    with filesystem.open(path, "rb") as f:
+        return SCHEMA_METADATA_KEY in (pq.ParquetFile(f).schema_arrow.metadata or {})
 
 
 def versions() -> dict[str, str]:

@@ -41,6 +41,11 @@ def with_protocol(like: str, path: str) -> str:
     return path
 
 
+def exists(url: str) -> bool:
+    fsys, path = filesystem(url)
+    return fsys.exists(path)
+
+
 def glob(url: str) -> list[str]:
     """Sorted URLs matching a glob pattern, on any filesystem."""
     fsys, path = filesystem(url)

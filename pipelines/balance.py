@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 import pyarrow as pa
 
-from connectors.corpus import RunInfo, corpus_schema, data_shards, iter_rows, read_columns
+from connectors.corpus import RunInfo, corpus_schema, data_shards, iter_rows, list_shards, read_columns
 from curation.balance import concept_counts, keep_pair, over_cap, trim_to_cap
 from pipelines.accounting import count
 from pipelines.corpus_output import WriteCorpus, row_format
@@ -95,9 +95,9 @@ def build(pipeline: beam.Pipeline, options: BalanceOptions, schema: pa.Schema) -
 def histograms(options: BalanceOptions) -> dict:
     """Concept histograms of the input and the subset, for the manifest."""
 
-    def counts(corpus: str) -> Counter:
+    def counts(shards: list[str]) -> Counter:
         pairs = []
-        for url in data_shards(corpus):
+        for url in shards:
             table = read_columns(url, ["id", "concepts"])
             pairs += [
                 (pid, {c["cui"] for c in concepts or []})
@@ -105,7 +105,8 @@ def histograms(options: BalanceOptions) -> dict:
             ]
         return concept_counts(pairs)
 
-    before, after = counts(options.input), counts(options.out)
+    # The output is this run's own staging folder, read before its manifest is written.
+    before, after = counts(data_shards(options.input)), counts(list_shards(options.out))
     return {
         "concept_histogram": {
             "before": dict(before.most_common()),

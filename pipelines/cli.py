@@ -2,8 +2,14 @@
 
 Each sub-command lives in its own module under `pipelines/commands/` and exposes
 `register(subparsers)`, which adds its parser and sets `func` (called with the parsed namespace and
-the list of arguments argparse did not recognise, which become Beam pipeline options).
-Command modules keep their heavy imports inside `func`, so `medcorpus --help` stays fast.
+the arguments argparse did not recognise: Beam pipeline options for the commands that run a pipeline,
+checked against the options Beam defines, so that a mistyped medcorpus option is an error and never
+silently ignored). Command modules keep their heavy imports inside `func`, so `medcorpus --help` stays
+fast.
+
+Errors a user can fix (a missing path, a bad option value, an unusable input: `ReasonError`, `OSError`,
+`ValueError`) end the command with one line naming the reason code and exit status 2; `--debug` shows
+the traceback instead. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +19,10 @@ import importlib
 import logging
 import os
 import sys
+
+from schemas.errors import ReasonError
+
+EXIT_USAGE = 2
 
 COMMAND_MODULES = [
     "pipelines.commands.ingest",
@@ -32,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build medical image-text corpora on Apache Beam and pretrain BiomedCLIP-like models.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
@@ -53,9 +64,49 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(own).setLevel(logging.INFO)
         for handler in logging.getLogger().handlers:
             handler.addFilter(lambda record: not record.getMessage().startswith("apitools not found"))
-    if extra and not getattr(args, "accepts_pipeline_options", False):
-        parser.error(f"unrecognised arguments: {' '.join(extra)}")
-    return int(args.func(args, extra) or 0)
+    if extra:
+        unknown = (
+            unknown_pipeline_options(extra) if getattr(args, "accepts_pipeline_options", False) else extra
+        )
+        if unknown:
+            parser.error(
+                f"unrecognised arguments: {' '.join(unknown)} (see `medcorpus {args.command} --help`; "
+                "other options must be Beam pipeline options)"
+            )
+    try:
+        return int(args.func(args, extra) or 0)
+    except (ReasonError, OSError, ValueError) as exc:
+        if args.debug:
+            raise
+        print(f"medcorpus {args.command}: error: {error_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def error_line(exc: BaseException) -> str:
+    """`[reason] what happened` for an error a user can fix."""
+    if isinstance(exc, ReasonError):
+        reason, detail = exc.reason, exc.detail or str(exc)
+    elif isinstance(exc, FileNotFoundError):
+        reason, detail = "path_missing", str(exc)
+    elif isinstance(exc, PermissionError):
+        reason, detail = "permission_denied", str(exc)
+    elif isinstance(exc, OSError):
+        reason, detail = "io_error", str(exc)
+    else:
+        reason, detail = "input_invalid", str(exc)
+    return f"[{reason}] {detail}"
+
+
+def unknown_pipeline_options(args: list[str]) -> list[str]:
+    """The arguments that no Beam `PipelineOptions` class defines (parsed as Beam itself parses them,
+    without abbreviations)."""
+    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    for cls in {str(c): c for c in PipelineOptions.__subclasses__()}.values():
+        cls._add_argparse_args(parser)
+    _, unknown = parser.parse_known_args(args)
+    return unknown
 
 
 def console() -> None:

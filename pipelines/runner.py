@@ -1,18 +1,19 @@
-"""Running a corpus pipeline: prepare the output, run on the chosen Beam runner, then write the
-manifest (with its reconciliation) and the dataset card, and summarise."""
+"""Running a corpus pipeline: check the output, run on the chosen Beam runner into a staging folder,
+write the manifest (with its reconciliation) and the dataset card there, publish, and summarise."""
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from connectors.corpus import RunInfo, build_manifest, prepare_output, write_manifest
+from connectors.corpus import RunInfo, build_manifest, write_manifest
 from connectors.corpus_card import write_card
+from connectors.publish import check_output, publish, remove_staging, staging_dir
 from pipelines.accounting import stage_counts
 
 log = logging.getLogger("medcorpus")
@@ -21,28 +22,39 @@ EXIT_NOT_RECONCILED = 3
 
 
 def run_corpus_pipeline(
-    build: Callable[[beam.Pipeline], None],
+    build: Callable[[beam.Pipeline, str], None],
     out: str,
     run: RunInfo,
     beam_args: list[str],
     final_stage: str,
     title: str,
     overwrite: bool = False,
-    after_run: Callable[[], dict[str, Any]] | None = None,
+    after_run: Callable[[str], dict[str, Any]] | None = None,
+    inputs: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Build and run the pipeline; returns the manifest it wrote. The local in-process runner unless
-    `--runner` says otherwise. `after_run` adds fields to the manifest computed from the finished output."""
-    prepare_output(out, overwrite)
-    options = PipelineOptions(beam_args)
-    pipeline = beam.Pipeline(runner=_default_runner(options), options=options)
-    build(pipeline)
-    result = pipeline.run()
-    result.wait_until_finish()
-    manifest = build_manifest(out, run, stage_counts(result), final_stage)
-    if after_run is not None:  # figures only known once the output exists
-        manifest.update(after_run())
-    write_manifest(out, manifest)
-    write_card(out, manifest, title)
+    `--runner` says otherwise.
+
+    `build(pipeline, folder)` wires the pipeline to write its corpus into `folder`, a staging folder that
+    is published to `out` only when the run succeeded (`connectors.publish`). `inputs`: the folders the
+    run reads, which `out` must not overlap. `after_run(folder)` adds fields to the manifest computed from
+    the finished output."""
+    check_output(out, list(inputs), overwrite)
+    staging = staging_dir(out)
+    try:
+        options = PipelineOptions(beam_args)
+        pipeline = beam.Pipeline(runner=_default_runner(options), options=options)
+        build(pipeline, staging)
+        result = pipeline.run()
+        result.wait_until_finish()
+        manifest = build_manifest(staging, run, stage_counts(result), final_stage)
+        if after_run is not None:  # figures only known once the output exists
+            manifest.update(after_run(staging))
+        write_card(staging, manifest, title)
+        write_manifest(staging, manifest)
+        publish(staging, out)
+    finally:
+        remove_staging(staging)
     return manifest
 
 

@@ -10,3 +10,10 @@ class ReasonError(Exception):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+class UsageError(ReasonError, ValueError):
+    """A command line that cannot be run as given (a bad option value, a missing option)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("usage", detail)

@@ -207,19 +207,12 @@ def planted_pairs(variants: tuple[str, ...] = VARIANTS) -> list[PlantedPair]:
 
 def write_planted_corpus(out: str, pairs: list[PlantedPair]) -> None:
     """An ordinary corpus folder (shard, manifest, card) holding the planted pairs."""
-    from connectors.corpus import DATA_DIR, RunInfo, build_manifest, shard_path, write_manifest, write_table
-    from connectors.corpus_card import write_card
+    from connectors.corpus import DATA_DIR, shard_path, write_table
+    from connectors.publish import mark_complete
     from schemas import pairs_to_table
 
-    n = len(pairs)
     write_table(pairs_to_table([p.record for p in pairs]), shard_path(out, DATA_DIR, "train", 0, 1))
-    stages = {
-        "planted": {"in": n, "out": n, "rejected": {}, "removed": {}},
-        "written": {"pairs": n, "rejects": 0},
-    }
-    manifest = build_manifest(out, RunInfo("planted duplicates", {}, {}), stages, "planted")
-    write_manifest(out, manifest)
-    write_card(out, manifest, "Planted duplicates (medcorpus dedupe tests)")
+    mark_complete(out, "planted duplicates", "Planted duplicates (medcorpus dedupe tests)")
 
 
 @dataclass(frozen=True)

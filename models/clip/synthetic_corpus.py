@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image, ImageDraw
 
+from connectors.publish import mark_complete
 from schemas import Concept, PairRecord, pairs_to_table
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (40, 70, 220), "yellow": (230, 210, 40)}
@@ -120,4 +121,5 @@ def write_shapes_corpus(root: str | Path, spec: ShapesSpec) -> Path:
             part = rows[k::shards]
             path = root / "data" / f"{split}-{k:05d}-of-{shards:05d}.parquet"
             pq.write_table(pairs_to_table(part), path, row_group_size=spec.rows_per_group)
+    mark_complete(str(root), "synthetic shapes", "Synthetic shapes (trainer tests)")
     return root

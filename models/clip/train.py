@@ -134,10 +134,10 @@ class _Run:
     # -- set-up ------------------------------------------------------------------------------------------
     def main(self) -> dict[str, Any]:
         cfg, info = self.cfg, self.info
+        index = CorpusIndex.build(cfg.corpus, cfg.row_filter(cfg.train_split))  # before --out exists
         if info.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
         resume_from = self._on_main(self._find_resume)
-        index = CorpusIndex.build(cfg.corpus, cfg.row_filter(cfg.train_split))
         if index.num_rows == 0:
             raise CorpusReadError(
                 "corpus_empty", f"no {cfg.train_split} rows in {cfg.corpus} pass the filters"

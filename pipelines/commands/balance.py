@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+
+from schemas.errors import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,17 +31,19 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipelines.runner import finish, run_corpus_pipeline
 
     if args.max_per_concept < 1:
-        raise SystemExit("--max-per-concept must be at least 1")
+        raise UsageError("--max-per-concept must be at least 1")
     options = balance.BalanceOptions(args.input, args.out, args.max_per_concept, args.seed)
-    schema = balance.output_schema(options)
     manifest = run_corpus_pipeline(
-        lambda p: balance.build(p, options, schema),
+        lambda p, folder: balance.build(
+            p, dataclasses.replace(options, out=folder), balance.output_schema(options)
+        ),
         args.out,
         balance.run_info(options),
         beam_args,
         final_stage="balance",
         title=f"Concept-balanced subset (at most {args.max_per_concept} pairs per concept)",
         overwrite=args.overwrite,
-        after_run=lambda: balance.histograms(options),
+        after_run=lambda folder: balance.histograms(dataclasses.replace(options, out=folder)),
+        inputs=[args.input],
     )
     return finish(manifest)

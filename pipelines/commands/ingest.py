@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 
 def add_image_options(parser: argparse.ArgumentParser) -> None:
@@ -182,13 +183,14 @@ def run_classification(args: argparse.Namespace, beam_args: list[str]) -> int:
         splits=SplitRatios.parse(args.splits),
     )
     manifest = run_corpus_pipeline(
-        lambda p: classification_ingest.build(p, options),
+        lambda p, folder: classification_ingest.build(p, dataclasses.replace(options, out=folder)),
         args.out,
         classification_ingest.run_info(options),
         beam_args,
         final_stage="pairs" if args.caption_mode == "list" else None,
         title=f"{name}: image-caption pairs from a classification dataset",
         overwrite=args.overwrite,
+        inputs=[args.dataset],
     )
     return finish(manifest)
 
@@ -213,12 +215,13 @@ def run_pmc(args: argparse.Namespace, beam_args: list[str]) -> int:
     )
     run = pmc_ingest.run_info(options)
     manifest = run_corpus_pipeline(
-        lambda p: pmc_ingest.build(p, options),
+        lambda p, folder: pmc_ingest.build(p, dataclasses.replace(options, out=folder)),
         args.out,
         run,
         beam_args,
         final_stage="figures",
         title="PMC Open Access figure-caption pairs",
         overwrite=args.overwrite,
+        inputs=[args.source],
     )
     return finish(manifest)

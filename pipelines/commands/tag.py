@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 
 def _list(text: str) -> list[str]:
@@ -50,14 +51,14 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         threshold=args.threshold,
         batch_size=args.batch_size,
     )
-    schema = tag.output_schema(options)
     manifest = run_corpus_pipeline(
-        lambda p: tag.build(p, options, schema),
+        lambda p, folder: tag.build(p, dataclasses.replace(options, out=folder), tag.output_schema(options)),
         args.out,
         tag.run_info(options),
         beam_args,
         final_stage="tag",
         title="Concept-tagged corpus",
         overwrite=args.overwrite,
+        inputs=[args.input],
     )
     return finish(manifest)

@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from connectors.publish import mark_complete
 from models.clip.corpus_index import CorpusIndex, CorpusReadError, RowFilter, iter_captions
 from models.clip.synthetic_corpus import ShapesSpec, shape_records, write_shapes_corpus
 from schemas import pairs_to_table
@@ -59,6 +60,7 @@ def test_row_group_statistics_skip_groups_that_cannot_match(tmp_path):
     pq.write_table(
         pairs_to_table(records), tmp_path / "data" / "train-00000-of-00001.parquet", row_group_size=4
     )
+    mark_complete(str(tmp_path), "test", "test corpus")
     index = CorpusIndex.build(str(tmp_path), RowFilter(modalities=("ct",)))
     assert index.stats["row_groups_skipped_by_stats"] == 2
     assert index.num_rows == 8
@@ -68,6 +70,7 @@ def test_shards_not_named_by_split_are_filtered_on_the_column(tmp_path):
     records = shape_records(ShapesSpec(rows={"train": 6, "test": 4}))
     (tmp_path / "data").mkdir()
     pq.write_table(pairs_to_table(records), tmp_path / "data" / "mixed.parquet", row_group_size=3)
+    mark_complete(str(tmp_path), "test", "test corpus")
     index = CorpusIndex.build(str(tmp_path), RowFilter(splits=("test",)))
     assert sorted(kept_ids(index)) == sorted(r.id for r in records if r.split == "test")
 

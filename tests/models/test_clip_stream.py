@@ -10,6 +10,7 @@ from open_clip import image_transform
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from connectors.publish import mark_complete
 from models.clip.corpus_index import CorpusIndex, CorpusReadError, RowFilter
 from models.clip.stream import (
     EpochPosition,
@@ -142,6 +143,7 @@ def test_undecodable_images_are_counted_and_replaced_so_batch_counts_hold(tmp_pa
     pq.write_table(
         pairs_to_table(records), tmp_path / "data" / "train-00000-of-00001.parquet", row_group_size=4
     )
+    mark_complete(str(tmp_path), "test", "test corpus")
     stream = make_stream(CorpusIndex.build(str(tmp_path)), shuffle=False, drop_last=False)
     batches = list(DataLoader(stream, batch_size=None))
     errors = Counter()
@@ -161,6 +163,7 @@ def test_a_slot_with_no_decodable_image_is_a_clear_error(tmp_path):
         r.image_bytes = b"junk"
     (tmp_path / "data").mkdir()
     pq.write_table(pairs_to_table(records), tmp_path / "data" / "train-00000-of-00001.parquet")
+    mark_complete(str(tmp_path), "test", "test corpus")
     with pytest.raises(CorpusReadError) as e:
         list(make_stream(CorpusIndex.build(str(tmp_path)), drop_last=False))
     assert e.value.reason == "no_decodable_images"

@@ -269,21 +269,10 @@ def test_caption_embeddings_are_cached_beside_the_corpus_and_reused(planted, tmp
     assert second["stages"]["dedupe"]["in"] == 78
 
 
-def test_a_hub_id_as_embedder_is_refused(planted_corpus, tmp_path):
-    from models.embedders import EmbedderError
-
-    with pytest.raises(EmbedderError, match="never downloads"):
-        main(
-            [
-                "dedupe",
-                "--in",
-                str(planted_corpus),
-                "--out",
-                str(tmp_path / "x"),
-                "--image-embedder",
-                "org/biomedclip",
-            ]
-        )
+def test_a_hub_id_as_embedder_is_refused(planted_corpus, tmp_path, capsys):
+    args = ["dedupe", "--in", str(planted_corpus), "--out", str(tmp_path / "x")]
+    assert main([*args, "--image-embedder", "org/biomedclip"]) == 2
+    assert "[embedder_not_local]" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 

@@ -148,10 +148,11 @@ def test_limit_takes_the_first_articles(tmp_path):
     assert {p["pmcid"] for p in rows(out)} == {"PMC12755737", "PMC1790863"}
 
 
-def test_existing_corpus_is_not_overwritten_by_accident(cloud_corpus):
+def test_existing_corpus_is_not_overwritten_by_accident(cloud_corpus, capsys):
     out, _ = cloud_corpus
-    with pytest.raises(Exception, match="--overwrite"):
-        main(["ingest", "pmc", "--source", str(CLOUD), "--out", str(out)])
+    assert main(["ingest", "pmc", "--source", str(CLOUD), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "[corpus_exists]" in err and "--overwrite" in err
 
 
 # --- bad input: every one a reject with its reason, and the run goes on ---------------------------------
