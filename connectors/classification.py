@@ -106,12 +106,16 @@ def read_image_folder(root: str) -> Iterator[DatasetItem]:
         sample_id = strip_extension(rel)
         if len(parts) < class_depth + 2:
             yield ManifestRowError(
-                root, None, "label_missing", f"{rel} is not inside a class folder", sample_id
+                root, None, "label_missing", "the file is not inside a class folder", sample_id
             )
             continue
         if sample_id in seen:
             yield ManifestRowError(
-                root, None, "duplicate_sample", f"{rel}: another file has the same name", sample_id
+                root,
+                None,
+                "duplicate_sample",
+                "another file has the same name but another extension",
+                sample_id,
             )
             continue
         seen.add(sample_id)
@@ -129,7 +133,9 @@ def read_image_folder(root: str) -> Iterator[DatasetItem]:
 # -------------------------------------------------------------------------------------------- manifests
 
 
-def read_manifest(path: str, label_columns: Iterable[str] | None = None) -> Iterator[DatasetItem]:
+def read_manifest(
+    path: str, label_columns: Iterable[str] | None = None, root: str | None = None
+) -> Iterator[DatasetItem]:
     """A CSV/TSV or JSONL manifest (optionally compressed: .csv.gz, ...), one image per row.
 
     Fields: ``path`` (relative to the manifest's folder, or absolute / a URL); ``label`` (one) or
@@ -137,12 +143,16 @@ def read_manifest(path: str, label_columns: Iterable[str] | None = None) -> Iter
     ``split``, ``patient_id``, ``study_id``. With `label_columns` the manifest is "wide" (CheXpert,
     MIMIC-CXR): each named column holds 1 (positive), -1 (uncertain), 0 or empty (negative), and a row
     with no positive label is a valid sample with ``labels == []``.
+
+    Paths are relative to `root` (default: the manifest's folder) and must stay inside it: absolute
+    paths, URLs and paths that climb out with ``..`` are ``path_outside_dataset``. CheXpert's CSVs name
+    files from the folder above their own (``CheXpert-v1.0/train/...``): pass that folder as `root`.
     """
     columns = list(label_columns or [])
     kind = _manifest_kind(path)
-    protocol, _, local = path.rpartition("://")
+    protocol, _, local = (root or path).rpartition("://")
     prefix = f"{protocol}://" if protocol else ""
-    base_dir = posixpath.dirname(local)
+    base_dir = local.rstrip("/") if root else posixpath.dirname(local)
     seen: set[str] = set()
     for row_number, record in _manifest_records(path, kind):
         if isinstance(record, ManifestRowError):
@@ -202,9 +212,17 @@ def _sample_from_record(
     if not rel:
         return ManifestRowError(source, row_number, "path_missing", "no 'path' value")
     rel_local = rel.rpartition("://")[2]
-    # "../images/a.png" -> "images/a": ids stay clean; a collision this causes is a duplicate_sample
     parts = [p for p in posixpath.normpath(rel_local).split("/") if p not in ("", ".", "..")]
     sample_id = strip_extension("/".join(parts))
+    if "://" in rel or rel.startswith(("/", "\\")) or posixpath.normpath(rel).startswith(".."):
+        # Only files inside the dataset's own folder: a manifest must not read /etc/passwd or ../../secrets.
+        return ManifestRowError(
+            source,
+            row_number,
+            "path_outside_dataset",
+            "paths must be relative and stay inside the manifest's folder",
+            sample_id,
+        )
 
     def error(reason: str, detail: str) -> ManifestRowError:
         return ManifestRowError(source, row_number, reason, detail, sample_id)
@@ -226,10 +244,7 @@ def _sample_from_record(
     except ValueError as e:
         return error("split_unknown", str(e))
     group = _text(record.get("patient_id")) or _text(record.get("study_id"))
-    if "://" in rel or rel.startswith("/"):
-        uri = rel
-    else:
-        uri = prefix + posixpath.normpath(posixpath.join(base_dir, rel))
+    uri = prefix + posixpath.normpath(posixpath.join(base_dir, rel))
     return ClassificationSample(
         sample_id=sample_id,
         labels=list(dict.fromkeys(labels)),
@@ -372,14 +387,16 @@ def open_classification_dataset(
     label_column: str | None = None,
     image_column: str | None = None,
     label_columns: Iterable[str] | None = None,
+    root: str | None = None,
 ) -> Iterator[DatasetItem]:
-    """Read `spec` with the matching reader: a manifest file (.csv/.tsv/.jsonl, maybe compressed), a
-    folder saved by ``datasets`` or holding Parquet/Arrow files (HF), or an image folder."""
+    """Read `spec` with the matching reader: a manifest file (.csv/.tsv/.jsonl, maybe compressed; its
+    paths relative to `root`, by default its own folder), a folder saved by ``datasets`` or holding
+    Parquet/Arrow files (HF), or an image folder."""
     lower = spec.lower()
     for suffix in _COMPRESSION_SUFFIXES:
         lower = lower.removesuffix(suffix)
     if lower.endswith(_MANIFEST_SUFFIXES):
-        return read_manifest(spec, label_columns)
+        return read_manifest(spec, label_columns, root)
     fs, local = fsspec.core.url_to_fs(spec)
     if not fs.isdir(local):
         raise ValueError(f"{spec}: not a manifest (.csv/.tsv/.jsonl) nor a folder")

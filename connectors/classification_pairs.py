@@ -7,6 +7,7 @@ come first, captions later, because captions are made per label set, not per ima
 from __future__ import annotations
 
 import hashlib
+import posixpath
 from dataclasses import dataclass
 
 from connectors.classification import ClassificationSample, ManifestRowError, read_image_bytes, split_for
@@ -28,8 +29,36 @@ class ImageRecord:
     dicom_modality: str | None
 
 
+def anonymous_name(relative_id: str) -> str:
+    """A sample's name in every output: a hash of its path in the dataset, never the path itself. Folder
+    and file names of medical datasets carry patient and study ids (CheXpert and MIMIC-CXR:
+    `patients/patient00001/study1/view1_frontal.jpg`)."""
+    return hashlib.sha256(relative_id.encode()).hexdigest()[:16]
+
+
 def sample_id(dataset: str, sample: ClassificationSample) -> str:
-    return f"cls/{dataset}/{sample.sample_id}"
+    return record_id(dataset, sample.sample_id)
+
+
+def record_id(dataset: str, relative_id: str) -> str:
+    """`cls/<dataset>/<hash of the sample's path>`."""
+    return f"cls/{dataset}/{anonymous_name(relative_id)}"
+
+
+def _suffix(name: str) -> str:
+    lower = name.lower()
+    for double in (".nii.gz", ".mgh.gz"):
+        if lower.endswith(double):
+            return name[-len(double) :]
+    return posixpath.splitext(name)[1]
+
+
+def _scrub(text: str, sample: ClassificationSample, member: str) -> str:
+    """An error detail without the sample's path or file name (the member name stands in)."""
+    for exposed in (sample.uri, sample.sample_id, sample.image_name):
+        if exposed:
+            text = text.replace(exposed, member)
+    return text
 
 
 def group_id(dataset: str, sample: ClassificationSample) -> str:
@@ -41,10 +70,12 @@ def group_id(dataset: str, sample: ClassificationSample) -> str:
 def row_error_reject(dataset: str, error: ManifestRowError) -> RejectRecord:
     """The reject row of a dataset row that names no usable sample."""
     return RejectRecord(
-        id=f"cls/{dataset}/{error.sample_id or f'row-{error.row_number}'}",
+        id=record_id(dataset, error.sample_id)
+        if error.sample_id
+        else f"cls/{dataset}/row-{error.row_number}",
         stage="samples",
         reason=error.reason,
-        detail=f"{error.source} row {error.row_number}: {error.detail}",
+        detail=f"{error.source} row {error.row_number}: {error.detail}",  # details never name the path
         source=SOURCE,
         source_uri=error.source,
     )
@@ -62,8 +93,12 @@ def image_records(
     options: ImageOptions,
     policy: VolumePolicy,
     ratios: SplitRatios,
+    source_uri: str | None = None,
 ) -> list[ImageRecord] | RejectRecord:
+    """The sample's images as records. Provenance names the dataset (`source_uri`) and the sample's
+    anonymous member name, never the image's own path."""
     base_id = sample_id(dataset, sample)
+    member = anonymous_name(sample.sample_id) + _suffix(sample.image_name)
     try:
         data = (
             sample.image_bytes
@@ -76,9 +111,9 @@ def image_records(
             id=base_id,
             stage="samples",
             reason=exc.reason,
-            detail=exc.detail,
+            detail=_scrub(exc.detail, sample, member),
             source=SOURCE,
-            source_uri=sample.uri,
+            source_uri=source_uri,
         )
     split = split_for(sample, ratios)
     group = group_id(dataset, sample)
@@ -86,10 +121,10 @@ def image_records(
     out = []
     for image in images:
         tag = _frame_tag(image.frame) if image.frame and len(images) > 1 else None
-        record_id = f"{base_id}/{tag}" if tag else base_id
-        stem = record_id.rsplit("/", 1)[-1] if tag else sample.sample_id.rsplit("/", 1)[-1]
+        image_id = f"{base_id}/{tag}" if tag else base_id
+        stem = image_id.removeprefix(f"cls/{dataset}/").replace("/", "_")
         record = PairRecord(
-            id=record_id,
+            id=image_id,
             source=SOURCE,
             kind="image",
             image_bytes=image.image.data,
@@ -103,8 +138,8 @@ def image_records(
             group_id=group,
             split=split,
             dicom=image.dicom,
-            source_uri=sample.uri,
-            source_member=f"{sample.image_name}#{image.frame}" if image.frame else sample.image_name,
+            source_uri=source_uri,
+            source_member=f"{member}#{image.frame}" if image.frame else member,
         )
         out.append(ImageRecord(key, record, image.dicom.modality if image.dicom else None))
     return out

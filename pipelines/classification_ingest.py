@@ -46,6 +46,7 @@ class ClassificationIngestOptions:
     captions_per_class: int = 10
     caption_mode: str = "list"  # "list": K captions in one record; "records": one record per caption
     label_column: str | None = None
+    dataset_root: str | None = None  # manifests: the folder paths are relative to (default: the manifest's)
     image_column: str | None = None
     image: ImageOptions = field(default_factory=ImageOptions)
     volume: VolumePolicy = field(default_factory=VolumePolicy)
@@ -101,7 +102,7 @@ class DecodeSamples(beam.DoFn):
             yield reject(row_error_reject(self.options.name, item))
             return
         o = self.options
-        result = image_records(o.name, item, o.image, o.volume, o.splits)
+        result = image_records(o.name, item, o.image, o.volume, o.splits, source_uri=o.dataset)
         if isinstance(result, RejectRecord):
             yield reject(result)
             return
@@ -196,7 +197,7 @@ def build(pipeline: beam.Pipeline, options: ClassificationIngestOptions) -> None
         | "ReadRows"
         >> beam.FlatMap(
             lambda spec: open_classification_dataset(
-                spec, label_column=o.label_column, image_column=o.image_column
+                spec, label_column=o.label_column, image_column=o.image_column, root=o.dataset_root
             )
         )
         | "Spread samples" >> beam.Reshuffle()

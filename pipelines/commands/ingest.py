@@ -97,6 +97,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cls.add_argument(
         "--name", help="dataset name used in record ids (default: the card's name, else the folder name)"
     )
+    cls.add_argument(
+        "--dataset-root",
+        help="manifests: the folder their paths are relative to and must stay inside (default: the manifest's "
+        "own folder; CheXpert: the folder above its CSVs)",
+    )
     cls.add_argument("--label-column", help="HF datasets: the ClassLabel column (default: the first one)")
     cls.add_argument("--image-column", help="HF datasets: the image column (default: the first Image column)")
     llm = cls.add_argument_group("captions")
@@ -176,6 +181,7 @@ def run_classification(args: argparse.Namespace, beam_args: list[str]) -> int:
         caption_mode=args.caption_mode,
         label_column=args.label_column,
         image_column=args.image_column,
+        dataset_root=args.dataset_root,
         image=image_options(args),
         volume=VolumePolicy(
             frame_step=args.frame_step, plane=args.plane, n_slices=args.slices, timepoint=args.timepoint
@@ -190,7 +196,7 @@ def run_classification(args: argparse.Namespace, beam_args: list[str]) -> int:
         final_stage="pairs" if args.caption_mode == "list" else None,
         title=f"{name}: image-caption pairs from a classification dataset",
         overwrite=args.overwrite,
-        inputs=[args.dataset],
+        inputs=[args.dataset, *([args.dataset_root] if args.dataset_root else [])],
     )
     return finish(manifest)
 

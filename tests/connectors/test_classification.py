@@ -80,17 +80,17 @@ def test_csv_manifest_rows_and_errors(tmp_path):
     manifest = write(
         tmp_path / "meta" / "labels.csv",
         "path,label,split,patient_id\n"
-        "../images/p1.png,effusion,train,P1\n"
-        "../images/p2.png,,test,P2\n"
+        "images/p1.png,effusion,train,P1\n"
+        "images/p2.png,,test,P2\n"
         ",normal,,P3\n"
-        "/data/abs/p4.dcm,normal,holdout,\n"
-        "../images/p1.png,effusion,train,P1\n"
-        "s3://bucket/p5.png,normal,VAL,P5\n",
+        "images/p4.dcm,normal,holdout,\n"
+        "images/p1.png,effusion,train,P1\n"
+        "images/p5.png,normal,VAL,P5\n",
     )
-    items = list(read_manifest(str(manifest)))
+    items = list(read_manifest(str(manifest), root=str(tmp_path)))  # paths relative to the folder above
     assert len(items) == 6  # one outcome per row: nothing dropped
 
-    first, remote = samples(items)
+    first, fifth = samples(items)
     assert (first.sample_id, first.labels, first.split, first.group) == (
         "images/p1",
         ["effusion"],
@@ -99,7 +99,7 @@ def test_csv_manifest_rows_and_errors(tmp_path):
     )
     assert first.uri == str(tmp_path / "images" / "p1.png")
     assert read_image_bytes(first) == png()
-    assert (remote.uri, remote.sample_id, remote.split) == ("s3://bucket/p5.png", "bucket/p5", "validation")
+    assert (fifth.sample_id, fifth.split) == ("images/p5", "validation")
 
     assert [(e.row_number, e.reason) for e in errors(items)] == [
         (3, "label_missing"),
@@ -107,6 +107,18 @@ def test_csv_manifest_rows_and_errors(tmp_path):
         (5, "split_unknown"),
         (6, "duplicate_sample"),
     ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["../images/p1.png", "/etc/passwd", "file:///etc/passwd", "s3://bucket/p5.png", "a/../../secret.png"],
+)
+def test_manifest_paths_outside_the_dataset_folder_are_rejected(tmp_path, path):
+    manifest = write(tmp_path / "meta" / "labels.csv", f"path,label\n{path},normal\nok.png,normal\n")
+    bad, good = read_manifest(str(manifest))
+    assert isinstance(bad, ManifestRowError) and bad.reason == "path_outside_dataset"
+    assert "passwd" not in bad.detail and "secret" not in bad.detail
+    assert good.uri == str(tmp_path / "meta" / "ok.png")
 
 
 def test_multi_label_csv_and_jsonl(tmp_path):

@@ -9,10 +9,12 @@ import shutil
 from pathlib import Path
 
 import datasets
+import pyarrow.parquet as pq
 import pydicom
 import pytest
 from PIL import Image
 
+from connectors.classification_pairs import anonymous_name, record_id
 from connectors.corpus import corpus_rows
 from pipelines.cli import main
 
@@ -84,7 +86,12 @@ def test_every_sample_becomes_a_captioned_pair(demo_corpus):
     assert by_label["cerebral hemispheres"]["modality"] == "mri"
     assert by_label["optic disc"]["modality"] == "ophthalmic"
     assert by_label["colonic glands"]["modality"] == "histopathology"
-    assert by_label["cerebral hemispheres"]["source_member"].startswith("mri_")
+    mri = by_label["cerebral hemispheres"]
+    name = mri["source_member"].split("#")[0]
+    assert name in {
+        f"{anonymous_name(f'brain_mri/mri_{k}')}.nii.gz" for k in (0, 1)
+    }  # a hash, not the file name
+    assert mri["source_uri"].endswith("manifest.csv")  # the dataset, never the image's own path
     # Every caption names its class and no other.
     classes = set(by_label)
     for pair in pairs:
@@ -180,12 +187,12 @@ def test_bad_rows_and_files_become_rejects(tmp_path):
     manifest = ingest(root / "manifest.csv", out, "--card", str(root / "card.yaml"))
     assert manifest["reconciled"], manifest["problems"]
     reasons = {r["id"]: (r["stage"], r["reason"]) for r in rows(out, "rejects")}
-    assert reasons["cls/medcorpus-demo/chest_ct/broken"] == ("samples", "dicom_decode")
-    assert reasons["cls/medcorpus-demo/fundus/tiny"] == ("samples", "image_too_small")
-    assert reasons["cls/medcorpus-demo/fundus/absent"][1] == "image_missing"
-    assert reasons["cls/medcorpus-demo/ihc/ihc_8"] == ("samples", "label_missing")
-    assert reasons["cls/medcorpus-demo/ihc/ihc_1"] == ("samples", "duplicate_sample")
-    assert reasons["cls/medcorpus-demo/ihc/ihc_9"] == ("pairs", "card_unknown_class")
+    assert reasons[record_id("medcorpus-demo", "chest_ct/broken")] == ("samples", "dicom_decode")
+    assert reasons[record_id("medcorpus-demo", "fundus/tiny")] == ("samples", "image_too_small")
+    assert reasons[record_id("medcorpus-demo", "fundus/absent")][1] == "image_missing"
+    assert reasons[record_id("medcorpus-demo", "ihc/ihc_8")] == ("samples", "label_missing")
+    assert reasons[record_id("medcorpus-demo", "ihc/ihc_1")] == ("samples", "duplicate_sample")
+    assert reasons[record_id("medcorpus-demo", "ihc/ihc_9")] == ("pairs", "card_unknown_class")
     assert manifest["stages"]["samples"]["in"] == 20
     assert len(rows(out)) == 14
 
@@ -241,7 +248,7 @@ def test_multi_label_captions_name_the_positive_findings_only(tmp_path):
         root / "manifest.jsonl", out, "--card", str(root / "card.yaml"), "--captions-per-class", "5"
     )
     assert manifest["reconciled"], manifest["problems"]
-    by_id = {p["id"].rsplit("/", 1)[1]: p for p in rows(out)}
+    by_id = {name: p for p in rows(out) for name in "abc" if p["id"] == record_id("chest-findings", name)}
     assert sorted(by_id["a"]["class_labels"]) == ["cardiomegaly", "effusion"]
     assert by_id["a"]["captions"] == by_id["b"]["captions"]  # one label set, captioned once
     for caption in by_id["a"]["captions"]:
@@ -278,3 +285,38 @@ def test_rerun_writes_identical_shards(demo_corpus, tmp_path):
     assert first == sorted(p.relative_to(again) for p in again.glob("*/*.parquet"))
     for relative in first:
         assert (out / relative).read_bytes() == (again / relative).read_bytes()
+
+
+def test_planted_patient_ids_reach_no_output_file(tmp_path):
+    """CheXpert / MIMIC-style layouts: patient and study ids in folder names, file names and manifest
+    columns. None may appear in any file of the corpus: data, rejects, manifest or card."""
+    root = tmp_path / "ds"
+    image = SAMPLE / "fundus" / "fundus_0.png"
+    lines = ["path,label,patient_id,study_id"]
+    for rel, patient, study in [
+        ("patients/PAT-12345/study1/view1_frontal.png", "PAT-12345", "STUDY-00777"),
+        ("patients/PAT-67890/PAT-67890_lateral.png", "PAT-67890", "STUDY-00888"),
+    ]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(image, root / rel)
+        lines.append(f"{rel},optic disc,{patient},{study}")
+    lines.append("patients/PAT-55555/absent_PAT-55555.png,optic disc,PAT-55555,STUDY-00999")  # image_missing
+    lines.append("../PAT-44444/outside.png,optic disc,PAT-44444,STUDY-00444")  # path_outside_dataset
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    manifest = ingest(root / "manifest.csv", out)
+    assert manifest["stages"]["samples"]["rejected"] == {"image_missing": 1, "path_outside_dataset": 1}
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert len(written) >= 4
+    for path in written:
+        if path.suffix == ".parquet":
+            table = pq.read_table(path)
+            names = []
+            if "image" in table.column_names:  # the bytes are pixels; the stored file name is text
+                names = [image["path"] for image in table.column("image").to_pylist()]
+                table = table.drop_columns(["image"])
+            text = json.dumps(table.to_pylist(), default=str) + json.dumps(names)
+        else:
+            text = path.read_text()
+        for planted in ("PAT-", "STUDY-", "view1_frontal", "_lateral", "absent_", "outside.png"):
+            assert planted not in text, (path.name, planted)

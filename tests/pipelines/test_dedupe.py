@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from connectors.classification_pairs import record_id
 from connectors.corpus import corpus_rows
 from curation.dedupe.planted import EASY_VARIANTS, base_images, planted_pairs, score, write_planted_corpus
 from models.embedders import bundled_minilm
@@ -223,7 +224,7 @@ def test_several_corpora_are_deduplicated_together(planted, sample_classificatio
         assert len(members & set(written)) == 1, group  # one survivor per group, across corpora a and b
     # The sample dataset's first brain MRI is the very slice the planted brain images copy: a real
     # cross-corpus duplicate, and the only classification pair removed.
-    assert {i for i in removed if i.startswith("cls/")} == {"cls/medcorpus-demo/brain_mri/mri_0"}
+    assert {i for i in removed if i.startswith("cls/")} == {record_id("medcorpus-demo", "brain_mri/mri_0")}
     # Classification pairs share template captions by design: never caption duplicates.
     assert not any(r["level"] == "exact_caption" for r in removed.values())
     assert manifest["inputs"]["corpora"] == [str(tmp_path / "a"), str(tmp_path / "b"), str(cls)]
