@@ -44,16 +44,22 @@ class FigureCandidate:
     source_uri: str
 
 
-def article_id(pmcid: str) -> str:
-    return f"{SOURCE}/{pmcid}"
+def article_key(ref: ArticleRef, versioned: bool = False) -> str:
+    """The article's part of record ids: `PMC123`, or `PMC123.2` when several versions of an article are
+    kept (`--all-versions`), so that ids stay unique."""
+    return f"{ref.pmcid}.{ref.version}" if versioned and ref.version is not None else ref.pmcid
 
 
-def figure_id(pmcid: str, figure: FigureGraphic) -> str:
-    return f"{SOURCE}/{pmcid}/{figure.key}"
+def article_id(key: str) -> str:
+    return f"{SOURCE}/{key}"
+
+
+def figure_id(key: str, figure: FigureGraphic) -> str:
+    return f"{SOURCE}/{key}/{figure.key}"
 
 
 def open_and_parse(
-    ref: ArticleRef, policy: SelectionPolicy
+    ref: ArticleRef, policy: SelectionPolicy, versioned: bool = False
 ) -> tuple[ArticlePackage, ParsedArticle] | RejectRecord:
     """The package and its parsed XML, or the article's reject."""
     try:
@@ -61,7 +67,7 @@ def open_and_parse(
         parsed = parse_jats(package.xml)
     except (PackageError, JatsError) as exc:
         return RejectRecord(
-            id=article_id(ref.pmcid),
+            id=article_id(article_key(ref, versioned)),
             stage="articles",
             reason=exc.reason,
             detail=exc.detail,
@@ -76,13 +82,14 @@ def open_and_parse(
 
 
 def figure_candidates(
-    package: ArticlePackage, parsed: ParsedArticle, max_image_bytes: int
+    package: ArticlePackage, parsed: ParsedArticle, max_image_bytes: int, versioned: bool = False
 ) -> Iterator[FigureCandidate | RejectRecord]:
     pmcid = package.ref.pmcid
+    key = article_key(package.ref, versioned)
     names = package.media_names
     for skipped in parsed.skipped:  # figures and tables with no image to pair (a video-only figure, say)
         yield RejectRecord(
-            id=f"{SOURCE}/{pmcid}/{skipped.key}",
+            id=f"{SOURCE}/{key}/{skipped.key}",
             stage="figures",
             reason=skipped.reason,
             detail=skipped.detail,
@@ -90,7 +97,7 @@ def figure_candidates(
             source_uri=package.ref.path,
         )
     for figure in parsed.figures:
-        fid = figure_id(pmcid, figure)
+        fid = figure_id(key, figure)
         name = resolve_href(figure.href, names)
         if name is None:
             yield RejectRecord(

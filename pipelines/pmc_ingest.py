@@ -62,22 +62,23 @@ class SelectVersions(beam.DoFn):
 class ExtractFigures(beam.DoFn):
     """An article reference to figure candidates (main output) and rejects."""
 
-    def __init__(self, policy: SelectionPolicy):
+    def __init__(self, policy: SelectionPolicy, versioned: bool = False):
         self.policy = policy
+        self.versioned = versioned  # several versions of an article are kept: ids name the version
 
     def setup(self):
         self.progress = Progress("articles")
 
     def process(self, ref: ArticleRef):
         count("articles", "in")
-        opened = open_and_parse(ref, self.policy)
+        opened = open_and_parse(ref, self.policy, self.versioned)
         self.progress.tick()
         if isinstance(opened, RejectRecord):
             yield reject(opened)
             return
         count("articles", "out")
         package, parsed = opened
-        for item in figure_candidates(package, parsed, MAX_IMAGE_BYTES):
+        for item in figure_candidates(package, parsed, MAX_IMAGE_BYTES, self.versioned):
             count("figures", "in")
             yield reject(item) if isinstance(item, RejectRecord) else item
 
@@ -162,7 +163,8 @@ def build(pipeline: beam.Pipeline, options: PmcIngestOptions) -> None:
     articles = (
         refs
         | "Spread articles" >> beam.Reshuffle()
-        | "ExtractFigures" >> beam.ParDo(ExtractFigures(policy)).with_outputs(REJECTS, main="figures")
+        | "ExtractFigures"
+        >> beam.ParDo(ExtractFigures(policy, options.all_versions)).with_outputs(REJECTS, main="figures")
     )
     pairs = (
         articles.figures
