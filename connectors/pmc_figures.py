@@ -26,7 +26,7 @@ _MEDIA_REASONS = {
     "file_missing": "image_missing",
     "file_too_large": "image_too_large",
     "md5_mismatch": "md5_mismatch",
-    "fetch_failed": "image_fetch_failed",
+    "fetch_failed": "image_read",
 }
 
 
