@@ -24,6 +24,7 @@ import fsspec
 
 from connectors.images import ImageError, ImageOptions
 from connectors.splits import SplitRatios, assign_split
+from schemas.errors import ReasonError
 
 _SPLIT_ALIASES = {
     "train": "train",
@@ -177,7 +178,8 @@ def _manifest_kind(path: str) -> str:
 
 
 def _manifest_records(path: str, kind: str) -> Iterator[tuple[int, dict[str, Any] | ManifestRowError]]:
-    with fsspec.open(path, "rt", encoding="utf-8", newline="", compression="infer") as f:
+    # utf-8-sig: Excel writes a byte-order mark, which would otherwise rename the first column "\ufeffpath".
+    with fsspec.open(path, "rt", encoding="utf-8-sig", newline="", compression="infer") as f:
         if kind == "jsonl":
             for row_number, line in enumerate(f, 1):
                 if not line.strip():
@@ -193,6 +195,7 @@ def _manifest_records(path: str, kind: str) -> Iterator[tuple[int, dict[str, Any
                 yield row_number, record
         else:
             reader = csv.DictReader(f, delimiter="\t" if kind == "tsv" else ",")
+            _check_header(path, reader.fieldnames or [])
             for record in reader:
                 if None in record:  # more cells than header columns
                     yield (
@@ -203,6 +206,19 @@ def _manifest_records(path: str, kind: str) -> Iterator[tuple[int, dict[str, Any
                     )
                     continue
                 yield reader.line_num, record
+
+
+class ManifestError(ReasonError, ValueError):
+    """A manifest that cannot describe any sample (`manifest_columns`): an error, not a reject per row."""
+
+
+def _check_header(path: str, columns: list[str]) -> None:
+    if "path" not in columns:
+        raise ManifestError(
+            "manifest_columns",
+            f"{path}: the header has no 'path' column (it has {', '.join(map(repr, columns)) or 'nothing'}); "
+            "rename the column that holds the image paths to 'path'",
+        )
 
 
 def _sample_from_record(

@@ -265,10 +265,24 @@ def build_manifest(
         },
         "reconciled": not problems,
         "problems": problems,
+        "warnings": degraded(stages),
         "versions": versions(),
         "wall_time_s": round(wall, 3),
         **run.extra,
     }
+
+
+def degraded(stages: dict[str, dict]) -> list[str]:
+    """What made a run's output worse than asked, in words for the summary and the card."""
+    warnings = []
+    failed = sum(stage["rejected"].get("caption_llm_error", 0) for stage in stages.values())
+    if failed:
+        warnings.append(
+            f"{failed} LLM caption request(s) failed (caption_llm_error): those label sets got fewer LLM "
+            "captions than asked, possibly only the template caption. Check the LLM server and rerun; "
+            "cached captions are not paid for twice."
+        )
+    return warnings
 
 
 def write_manifest(out: str, manifest: dict[str, Any]) -> None:

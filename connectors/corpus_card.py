@@ -70,6 +70,8 @@ def render_card(manifest: dict[str, Any], title: str) -> str:
             f"    num_examples: {manifest['rejects']['total']}",
         ]
     lines += ["---", "", f"# {title}", ""]
+    for warning in manifest.get("warnings", []):
+        lines += [f"> **Warning:** {warning}", ""]
     lines += [
         f"Built by medcorpus (`{manifest['pipeline']}`), corpus schema {manifest['schema_version']}.",
         "",

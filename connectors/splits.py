@@ -34,6 +34,9 @@ class SplitRatios:
             raise ValueError(f"split ratios must not all be zero: {text!r}")
         return cls(*(p / total for p in parts))
 
+    def as_text(self) -> str:
+        return "/".join(f"{100 * v:g}" for v in (self.train, self.validation, self.test))
+
 
 def assign_split(group_key: str, ratios: SplitRatios = SplitRatios(), salt: str = "") -> str:
     """The split of a group, from a hash of its key: uniform, stable across runs and machines."""

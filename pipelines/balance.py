@@ -13,12 +13,14 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from connectors.corpus import RunInfo, corpus_schema, data_shards, iter_rows, list_shards, read_columns
 from curation.balance import concept_counts, keep_pair, over_cap, trim_to_cap
 from pipelines.accounting import count
 from pipelines.corpus_output import WriteCorpus, row_format
 from schemas import schema_for
+from schemas.errors import ReasonError
 
 
 @dataclass
@@ -34,7 +36,19 @@ def _cuis(row: dict) -> list[str]:
 
 
 def output_schema(options: BalanceOptions) -> pa.Schema:
-    return schema_for(list(corpus_schema(options.input, required=("id", "concepts"))))
+    schema = corpus_schema(options.input, required=("id", "concepts"))
+    if not any(_has_concepts(url) for url in data_shards(options.input)):
+        # Balancing by concepts with none to count would keep every pair and look like it worked.
+        raise ReasonError(
+            "corpus_untagged",
+            f"no row of {options.input} has concepts: run `medcorpus tag` on it first (or the tagger found none)",
+        )
+    return schema_for(list(schema))
+
+
+def _has_concepts(url: str) -> bool:
+    lengths = pc.list_value_length(read_columns(url, ["concepts"])["concepts"])
+    return bool(pc.max(lengths).as_py() or 0)
 
 
 def build(pipeline: beam.Pipeline, options: BalanceOptions, schema: pa.Schema) -> None:

@@ -19,6 +19,7 @@ from pipelines.accounting import stage_counts
 log = logging.getLogger("medcorpus")
 
 EXIT_NOT_RECONCILED = 3
+EXIT_NO_PAIRS = 4
 
 
 def run_corpus_pipeline(
@@ -76,9 +77,19 @@ def _default_runner(options: PipelineOptions):
 
 
 def finish(manifest: dict[str, Any]) -> int:
-    """Print the run's summary; the exit code: 0, or EXIT_NOT_RECONCILED when the counts do not add up."""
+    """Print the run's summary; the exit code: 0, EXIT_NOT_RECONCILED (3) when the counts do not add
+    up, EXIT_NO_PAIRS (4) when the corpus holds no pair (it is still written, with its rejects)."""
     print(summary(manifest), file=sys.stderr)
-    return 0 if manifest["reconciled"] else EXIT_NOT_RECONCILED
+    if not manifest["reconciled"]:
+        return EXIT_NOT_RECONCILED
+    if manifest["outputs"]["pairs"] == 0:
+        print(
+            f"{manifest['pipeline']}: wrote no pairs; every input was rejected or removed. The rejects say why: "
+            'datasets.load_dataset("<out>", "rejects")',
+            file=sys.stderr,
+        )
+        return EXIT_NO_PAIRS
+    return 0
 
 
 def summary(manifest: dict[str, Any]) -> str:
@@ -98,6 +109,7 @@ def summary(manifest: dict[str, Any]) -> str:
     lines.append(f"  written    {outputs['pairs']} pairs ({splits}) in {len(outputs['shards'])} shard(s)")
     for stage, reasons in manifest["rejects"]["by_stage"].items():
         lines.append(f"  rejects    {stage}: " + ", ".join(f"{r} {n}" for r, n in reasons.items()))
+    lines += [f"  WARNING    {warning}" for warning in manifest.get("warnings", [])]
     lines.append(
         "  manifest   "
         + ("reconciled" if manifest["reconciled"] else "NOT reconciled: " + "; ".join(manifest["problems"]))

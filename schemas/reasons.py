@@ -124,6 +124,11 @@ ERROR_REASONS: dict[str, str] = {
     "loader_workers_mismatch": "the data position belongs to another number of loader workers",
     "no_decodable_images": "a loader slot holds no image that decodes",
     "templates_invalid": "a zero-shot template without {} for the class name",
+    "split_empty": "eval: no rows (or samples) in the split asked for",
+    "llm_unreachable": "no OpenAI-compatible server answers at --server-url",
+    "llm_model_unknown": "the server does not serve --model",
+    "manifest_columns": "a classification manifest without a 'path' column",
+    "corpus_untagged": "balance: no row of the corpus has concepts (run medcorpus tag first)",
 }
 
 

@@ -55,7 +55,7 @@ step "pretrain the tiny preset on the deduplicated corpus, evaluate, export -> $
 rm -rf "$OUT/run"
 $MC train --corpus "$OUT/corpus-tagged" --preset tiny --out "$OUT/run" \
   --max-steps 20 --batch-size 8 --workers 1 --eval-split test,validation \
-  --zeroshot sample_data/classification/manifest.csv
+  --zeroshot sample_data/classification/manifest.csv --zeroshot-splits 50/25/25
 
 step "query the corpus with datasets.load_dataset"
 .venv/bin/python - "$OUT" <<'EOF'

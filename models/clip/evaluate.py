@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from connectors.splits import SplitRatios
 from models.clip.corpus_index import CorpusIndex, RowFilter
 from models.clip.factory import ClipModel
 from models.clip.stream import PairStream, SampleError, StreamOptions, decode_image
@@ -170,26 +171,37 @@ def zero_shot_classification(
     templates: Sequence[str] = DEFAULT_TEMPLATES,
     split: str | None = "test",
     max_samples: int | None = None,
+    ratios: SplitRatios | None = None,
 ) -> dict[str, Any]:
     """Accuracy and macro-AUC of zero-shot classification on `dataset` (a folder, manifest or HF dataset).
 
-    `split`: evaluate on the samples of this split when the dataset names splits (all samples otherwise).
+    `split`: evaluate only on the samples of this split (None: all samples). Where the dataset names
+    splits they are used; otherwise each sample's split is assigned exactly as `ingest classification`
+    assigns it (a hash of the patient, study or sample, with `ratios`: pass the `--splits` the training
+    corpus was ingested with), so that no training image is evaluated on.
     """
     from torch.utils.data import DataLoader
 
-    from connectors.classification import ClassificationSample, open_classification_dataset
+    from connectors.classification import ClassificationSample, open_classification_dataset, split_for
 
     items = list(open_classification_dataset(dataset))
     samples = [s for s in items if isinstance(s, ClassificationSample)]
     errors = Counter(e.reason for e in items if not isinstance(e, ClassificationSample))
+    ratios = ratios or SplitRatios()
+    split_from = "all samples"
     if split is not None and any(s.split for s in samples):
         samples = [s for s in samples if s.split == split]
+        split_from = f"{split}, as the dataset names it"
+    elif split is not None:
+        samples = [s for s in samples if split_for(s, ratios) == split]
+        split_from = f"{split}, assigned as ingest does with --splits {ratios.as_text()}"
     if max_samples is not None:
         samples = samples[:max_samples]
     classes = sorted({label for s in samples for label in s.labels})
     if len(classes) < 2 or not samples:
         return {
             "n": len(samples),
+            "split": split_from,
             "classes": classes,
             "errors": dict(errors),
             "accuracy": None,
@@ -213,7 +225,14 @@ def zero_shot_classification(
         logits.append((features @ class_features.T).cpu())
         kept.extend(batch["index"])
     if not kept:
-        return {"n": 0, "classes": classes, "errors": dict(errors), "accuracy": None, "macro_auc": None}
+        return {
+            "n": 0,
+            "split": split_from,
+            "classes": classes,
+            "errors": dict(errors),
+            "accuracy": None,
+            "macro_auc": None,
+        }
     scores = torch.cat(logits).softmax(dim=1).numpy()
     targets = np.zeros((len(kept), len(classes)), dtype=bool)
     position = {c: k for k, c in enumerate(classes)}
@@ -223,6 +242,7 @@ def zero_shot_classification(
     predicted = scores.argmax(axis=1)
     return {
         "n": len(kept),
+        "split": split_from,
         "classes": classes,
         "accuracy": float(targets[np.arange(len(kept)), predicted].mean()),
         "macro_auc": macro_auc(targets, scores),
@@ -266,6 +286,7 @@ def evaluate(
     zeroshot: str | None = None,
     templates: Sequence[str] = DEFAULT_TEMPLATES,
     zeroshot_split: str | None = "test",
+    zeroshot_ratios: SplitRatios | None = None,
 ) -> dict[str, Any]:
     results: dict[str, Any] = {}
     clip.model.to(settings.device)
@@ -286,7 +307,9 @@ def evaluate(
     if zeroshot is not None:
         results["zeroshot"] = {
             "dataset": zeroshot,
-            **zero_shot_classification(clip, zeroshot, settings, templates, split=zeroshot_split),
+            **zero_shot_classification(
+                clip, zeroshot, settings, templates, split=zeroshot_split, ratios=zeroshot_ratios
+            ),
         }
     return results
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from connectors.splits import SplitRatios
 from models.clip.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
 from models.clip.corpus_index import CorpusIndex, CorpusReadError, RowFilter, iter_captions
 from models.clip.distributed import (
@@ -93,6 +94,7 @@ class TrainConfig:
     eval_batch_size: int = 128
     zeroshot: str | None = None  # a classification dataset for zero-shot evaluation at the end
     zeroshot_templates: str | None = None
+    zeroshot_splits: str = "98/1/1"  # the --splits the zero-shot dataset was ingested with
     export_at_end: bool = True
     device: str | None = None
     progress: bool = True
@@ -519,6 +521,7 @@ class _Run:
                     row_filter=cfg.row_filter(cfg.eval_split),
                     zeroshot=cfg.zeroshot,
                     templates=read_templates(cfg.zeroshot_templates),
+                    zeroshot_ratios=SplitRatios.parse(cfg.zeroshot_splits),
                 )
                 (self.out / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
                 extra["eval"] = results

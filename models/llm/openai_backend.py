@@ -17,6 +17,7 @@ from typing import Any
 from curation.caption_filters import CaptionCandidate
 from models.llm.base import LLM_ERROR, CaptionRequest, CaptionResult, SamplingOptions
 from models.llm.prompt import CAPTION_JSON_SCHEMA, build_messages, call_identity
+from schemas.errors import ReasonError
 
 
 class OpenAIBackend:
@@ -95,3 +96,26 @@ class OpenAIBackend:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def probe_server(base_url: str, model: str, timeout_s: float = 10.0) -> None:
+    """Fail fast, before a run, when no OpenAI-compatible server answers at `base_url` or it does not
+    serve `model` (rather than retrying every request and building a corpus of fallback captions)."""
+    import openai
+
+    client = openai.OpenAI(
+        base_url=base_url,
+        api_key=os.environ.get("OPENAI_API_KEY") or "EMPTY",
+        max_retries=0,
+        timeout=timeout_s,
+    )
+    try:
+        served = [m.id for m in client.models.list()]
+    except openai.OpenAIError as exc:
+        raise ReasonError(
+            "llm_unreachable",
+            f"no OpenAI-compatible server answers at {base_url} ({type(exc).__name__}): start it "
+            "(e.g. `vllm serve MODEL`) or choose another --llm",
+        ) from None
+    if served and model not in served:
+        raise ReasonError("llm_model_unknown", f"{base_url} serves {served}, not {model!r}")

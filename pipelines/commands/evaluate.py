@@ -26,7 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--zeroshot", help="classification dataset: image folder, CSV/JSONL manifest or HF dataset"
     )
     p.add_argument(
-        "--zeroshot-split", default="test", help="split of a dataset that names splits (default test)"
+        "--zeroshot-split", default="test", help="the dataset's split to evaluate on (default test)"
+    )
+    p.add_argument(
+        "--zeroshot-splits",
+        default="98/1/1",
+        help="the --splits the dataset was ingested with, to assign splits as ingest did where the dataset "
+        "names none (default 98/1/1)",
     )
     p.add_argument("--templates", help="prompt templates file, one per line with {} for the class name")
     p.add_argument("--batch-size", type=int, default=128)
@@ -39,12 +45,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     import torch
 
-    from models.clip.evaluate import EvalSettings, evaluate, read_templates
+    from connectors import fs
+    from connectors.splits import SplitRatios
+    from models.clip.evaluate import EvalSettings, evaluate, read_templates, split_tuple
     from models.clip.factory import load_trained_clip
+    from schemas.errors import ReasonError, UsageError
 
     if not args.corpus and not args.zeroshot:
-        print("medcorpus eval: give --corpus and/or --zeroshot", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise UsageError("give --corpus and/or --zeroshot")
+    for name in (*split_tuple(args.split), args.zeroshot_split):
+        if name not in ("train", "validation", "test"):
+            raise UsageError(f"unknown split {name!r}: train, validation or test")
+    for corpus in args.corpus or []:
+        if not fs.exists(corpus):
+            raise FileNotFoundError(f"corpus {corpus} does not exist")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         clip = load_trained_clip(args.checkpoint, device=device)
@@ -61,12 +75,19 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             zeroshot=args.zeroshot,
             templates=read_templates(args.templates),
             zeroshot_split=args.zeroshot_split,
+            zeroshot_ratios=SplitRatios.parse(args.zeroshot_splits),
         )
     except ValueError as e:
         if not hasattr(e, "reason") and not str(e).startswith("templates_invalid"):
             raise
         print(f"medcorpus eval: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    for part, what in (
+        ("retrieval", f"split {args.split} of {args.corpus}"),
+        ("zeroshot", f"{args.zeroshot}"),
+    ):
+        if part in results and results[part]["n"] == 0:
+            raise ReasonError("split_empty", f"nothing to evaluate: no usable samples in {what}")
     text = json.dumps(results, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")

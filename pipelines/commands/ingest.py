@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from schemas.errors import UsageError
+
 
 def add_image_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("images")
@@ -42,6 +44,13 @@ def image_options(args: argparse.Namespace):
     )
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     ingest = subparsers.add_parser("ingest", help="build a corpus from a source (Apache Beam)")
     sources = ingest.add_subparsers(dest="source_kind", required=True, metavar="SOURCE")
@@ -64,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="commercial: CC0/CC BY/CC BY-SA/CC BY-ND; noncommercial: those plus the CC BY-NC family; all (default)",
     )
     pmc.add_argument("--pmcids", help="file of PMCIDs to ingest, one per line")
-    pmc.add_argument("--limit", type=int, help="ingest only the first N articles (by PMCID)")
+    pmc.add_argument("--limit", type=positive_int, help="ingest only the first N articles (by PMCID)")
     pmc.add_argument(
         "--listing",
         choices=["auto", "inventory", "prefix"],
@@ -163,6 +172,12 @@ def run_classification(args: argparse.Namespace, beam_args: list[str]) -> int:
         load_card(args.card).name if args.card else args.dataset.rstrip("/").rsplit("/", 1)[-1].split(".")[0]
     )
     cache = None if (args.cache_dir or "").lower() == "none" else (args.cache_dir or default_cache_dir())
+    if args.llm == "openai":
+        from models.llm.openai_backend import probe_server
+
+        if not args.server_url or not args.model:
+            raise UsageError("--llm openai needs --server-url and --model")
+        probe_server(args.server_url, args.model)
     llm = BackendConfig(
         kind=args.llm,
         model=args.model,

@@ -94,6 +94,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--zeroshot", help="classification dataset (folder, manifest, HF dataset) for zero-shot eval"
     )
     ev.add_argument("--zeroshot-templates", help="file of prompt templates, one per line with {}")
+    ev.add_argument(
+        "--zeroshot-splits",
+        default="98/1/1",
+        help="the --splits the zero-shot dataset was ingested with: when the dataset names no splits, only its "
+        "test samples (assigned as ingest assigns them) are evaluated on (default 98/1/1)",
+    )
     p.set_defaults(func=run)
 
 
@@ -140,6 +146,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         eval_batch_size=args.eval_batch_size,
         zeroshot=args.zeroshot,
         zeroshot_templates=args.zeroshot_templates,
+        zeroshot_splits=args.zeroshot_splits,
         export_at_end=not args.no_export,
         device=args.device,
         progress=not args.no_progress,

@@ -95,3 +95,22 @@ def test_templates_file_needs_a_placeholder_per_line(tmp_path):
     bad.write_text("no placeholder\n")
     with pytest.raises(ValueError, match="templates_invalid"):
         read_templates(bad)
+
+
+def test_zero_shot_evaluates_only_the_samples_ingest_held_out(clip):
+    """The sample dataset names no splits: its test samples are the ones ingest assigned to test."""
+    from pathlib import Path
+
+    from connectors.classification import ClassificationSample, open_classification_dataset, split_for
+    from connectors.splits import SplitRatios
+
+    manifest = str(Path(__file__).resolve().parents[2] / "sample_data" / "classification" / "manifest.csv")
+    ratios = SplitRatios.parse("50/25/25")
+    samples = [s for s in open_classification_dataset(manifest) if isinstance(s, ClassificationSample)]
+    held_out = sum(split_for(s, ratios) == "test" for s in samples)
+    assert 0 < held_out < len(samples)
+    settings = EvalSettings(batch_size=4, workers=0)
+    result = zero_shot_classification(clip, manifest, settings, split="test", ratios=ratios)
+    assert result["n"] == held_out
+    assert result["split"] == "test, assigned as ingest does with --splits 50/25/25"
+    assert zero_shot_classification(clip, manifest, settings, split=None)["n"] == len(samples)

@@ -155,3 +155,91 @@ def test_real_beam_options_still_pass(copy, tmp_path):
         )
         == 0
     )
+
+
+def test_a_run_that_writes_no_pair_exits_4_and_says_why(tmp_path, capsys):
+    ids = tmp_path / "ids.txt"
+    ids.write_text("PMC0000001\n")
+    out = tmp_path / "out"
+    assert main(["ingest", "pmc", "--source", str(CLOUD), "--pmcids", str(ids), "--out", str(out)]) == 4
+    assert "wrote no pairs" in capsys.readouterr().err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["outputs"]["pairs"] == 0 and manifest["rejects"]["total"] == 1  # still a corpus, with why
+
+
+def test_a_negative_limit_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["ingest", "pmc", "--source", str(CLOUD), "--out", str(tmp_path / "out"), "--limit", "-3"])
+    assert info.value.code == 2 and "at least 1" in capsys.readouterr().err
+
+
+CLASSIFICATION = ROOT / "sample_data" / "classification"
+
+
+def test_a_manifest_saved_with_a_byte_order_mark_reads_normally(tmp_path):
+    shutil.copytree(CLASSIFICATION, tmp_path / "ds")
+    manifest = tmp_path / "ds" / "manifest.csv"
+    manifest.write_bytes(b"\xef\xbb\xbf" + manifest.read_bytes())  # what Excel writes
+    out = tmp_path / "out"
+    args = ["--card", str(tmp_path / "ds" / "card.yaml"), "--cache-dir", "none"]
+    assert main(["ingest", "classification", "--dataset", str(manifest), "--out", str(out), *args]) == 0
+    assert json.loads((out / "manifest.json").read_text())["stages"]["samples"]["rejected"] == {}
+
+
+def test_a_manifest_without_a_path_column_is_an_error_not_a_corpus_of_rejects(tmp_path, capsys):
+    shutil.copytree(CLASSIFICATION, tmp_path / "ds")
+    manifest = tmp_path / "ds" / "manifest.csv"
+    manifest.write_text(manifest.read_text().replace("path,", "image,", 1))
+    args = ["ingest", "classification", "--dataset", str(manifest), "--out", str(tmp_path / "out")]
+    assert main([*args, "--cache-dir", "none"]) == 2
+    assert "[manifest_columns]" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_balance_on_an_untagged_corpus_is_an_error(copy, tmp_path, capsys):
+    assert main(["balance", "--in", str(copy), "--out", str(tmp_path / "out"), "--max-per-concept", "2"]) == 2
+    assert "[corpus_untagged]" in capsys.readouterr().err
+
+
+def test_an_unreachable_llm_server_fails_before_the_run(tmp_path, capsys):
+    args = [
+        "ingest",
+        "classification",
+        "--dataset",
+        str(CLASSIFICATION / "manifest.csv"),
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    assert main([*args, "--llm", "openai", "--server-url", "http://127.0.0.1:9/v1", "--model", "m"]) == 2
+    assert "[llm_unreachable]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, reason",
+    [
+        (["--corpus", "{tmp}/missing"], "[path_missing]"),
+        (["--corpus", "{corpus}", "--split", "tset"], "[usage]"),
+        (["--corpus", "{corpus}", "--split", "validation"], "[split_empty]"),
+    ],
+)
+def test_eval_on_nothing_is_an_error(args, reason, corpus, tiny_open_clip_export, tmp_path, capsys):
+    filled = [a.format(tmp=tmp_path, corpus=corpus) for a in args]
+    assert main(["eval", "--checkpoint", str(tiny_open_clip_export), "--workers", "0", *filled]) == 2
+    assert reason in capsys.readouterr().err
+
+
+def test_a_degraded_caption_backend_is_said_loudly():
+    from connectors.corpus import degraded
+    from connectors.corpus_card import render_card
+
+    stages = {"captions": {"in": 10, "out": 7, "rejected": {"caption_llm_error": 3}, "removed": {}}}
+    warnings = degraded(stages)
+    assert len(warnings) == 1 and "3 LLM caption request(s) failed" in warnings[0]
+    manifest = {
+        "pipeline": "ingest classification",
+        "schema_version": "1.0",
+        "outputs": {"by_split": {"train": 1}, "bytes_by_split": {"train": 10}, "pairs": 1, "shards": []},
+        "rejects": {"total": 3, "bytes": 10, "shards": [], "by_stage": {}},
+        "warnings": warnings,
+    }
+    assert "> **Warning:** 3 LLM caption request(s) failed" in render_card(manifest, "t")
