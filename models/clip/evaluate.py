@@ -177,8 +177,9 @@ def zero_shot_classification(
 
     `split`: evaluate only on the samples of this split (None: all samples). Where the dataset names
     splits they are used; otherwise each sample's split is assigned exactly as `ingest classification`
-    assigns it (a hash of the patient, study or sample, with `ratios`: pass the `--splits` the training
-    corpus was ingested with), so that no training image is evaluated on.
+    assigns it (a hash of the patient, study or sample, with `ratios`: the `--splits` the training corpus
+    was ingested with), so that no training image is evaluated on. `ratios=None` says the dataset is not
+    part of the training corpus: then every sample is evaluated on.
     """
     from torch.utils.data import DataLoader
 
@@ -187,12 +188,11 @@ def zero_shot_classification(
     items = list(open_classification_dataset(dataset))
     samples = [s for s in items if isinstance(s, ClassificationSample)]
     errors = Counter(e.reason for e in items if not isinstance(e, ClassificationSample))
-    ratios = ratios or SplitRatios()
-    split_from = "all samples"
+    split_from = "all samples (the dataset is not part of the training corpus)"
     if split is not None and any(s.split for s in samples):
         samples = [s for s in samples if s.split == split]
         split_from = f"{split}, as the dataset names it"
-    elif split is not None:
+    elif split is not None and ratios is not None:
         samples = [s for s in samples if split_for(s, ratios) == split]
         split_from = f"{split}, assigned as ingest does with --splits {ratios.as_text()}"
     if max_samples is not None:

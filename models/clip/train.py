@@ -94,7 +94,9 @@ class TrainConfig:
     eval_batch_size: int = 128
     zeroshot: str | None = None  # a classification dataset for zero-shot evaluation at the end
     zeroshot_templates: str | None = None
-    zeroshot_splits: str = "98/1/1"  # the --splits the zero-shot dataset was ingested with
+    # The --splits the zero-shot dataset was ingested with (its test samples are evaluated on), or None
+    # for a dataset that is not part of the training corpus (all its samples are).
+    zeroshot_splits: str | None = "98/1/1"
     export_at_end: bool = True
     device: str | None = None
     progress: bool = True
@@ -521,7 +523,7 @@ class _Run:
                     row_filter=cfg.row_filter(cfg.eval_split),
                     zeroshot=cfg.zeroshot,
                     templates=read_templates(cfg.zeroshot_templates),
-                    zeroshot_ratios=SplitRatios.parse(cfg.zeroshot_splits),
+                    zeroshot_ratios=SplitRatios.parse(cfg.zeroshot_splits) if cfg.zeroshot_splits else None,
                 )
                 (self.out / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
                 extra["eval"] = results

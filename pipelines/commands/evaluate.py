@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--zeroshot-splits",
         default="98/1/1",
         help="the --splits the dataset was ingested with, to assign splits as ingest did where the dataset "
-        "names none (default 98/1/1)",
+        "names none; `all` for a dataset that is not part of the training corpus (default 98/1/1)",
     )
     p.add_argument("--templates", help="prompt templates file, one per line with {} for the class name")
     p.add_argument("--batch-size", type=int, default=128)
@@ -75,7 +75,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
             zeroshot=args.zeroshot,
             templates=read_templates(args.templates),
             zeroshot_split=args.zeroshot_split,
-            zeroshot_ratios=SplitRatios.parse(args.zeroshot_splits),
+            zeroshot_ratios=None
+            if args.zeroshot_splits == "all"
+            else SplitRatios.parse(args.zeroshot_splits),
         )
     except ValueError as e:
         if not hasattr(e, "reason") and not str(e).startswith("templates_invalid"):

@@ -97,8 +97,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "--zeroshot-splits",
         default="98/1/1",
-        help="the --splits the zero-shot dataset was ingested with: when the dataset names no splits, only its "
-        "test samples (assigned as ingest assigns them) are evaluated on (default 98/1/1)",
+        help="the --splits the zero-shot dataset was ingested with into the training corpus: where the dataset "
+        "names no splits, only its test samples (assigned as ingest assigns them) are evaluated on; `all` for a "
+        "dataset that is not part of the training corpus (default 98/1/1)",
     )
     p.set_defaults(func=run)
 
@@ -146,7 +147,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         eval_batch_size=args.eval_batch_size,
         zeroshot=args.zeroshot,
         zeroshot_templates=args.zeroshot_templates,
-        zeroshot_splits=args.zeroshot_splits,
+        zeroshot_splits=None if args.zeroshot_splits == "all" else args.zeroshot_splits,
         export_at_end=not args.no_export,
         device=args.device,
         progress=not args.no_progress,

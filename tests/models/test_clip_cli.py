@@ -1,6 +1,5 @@
 """The `train`, `eval` and `tokenizer train` sub-commands, driven through their own argparse registration."""
 
-import argparse
 import json
 
 import pytest
@@ -8,8 +7,8 @@ import torch
 from transformers import AutoTokenizer
 
 from models.clip.synthetic_corpus import ShapesSpec, write_shapes_corpus
+from pipelines.cli import main
 from pipelines.commands import evaluate as eval_command
-from pipelines.commands import tokenizer as tokenizer_command
 from pipelines.commands import train as train_command
 
 
@@ -19,12 +18,7 @@ def _threads():
 
 
 def medcorpus(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="medcorpus")
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    for command in (train_command, eval_command, tokenizer_command):
-        command.register(subparsers)
-    args = parser.parse_args(argv)
-    return args.func(args, [])
+    return main(argv)
 
 
 @pytest.fixture(scope="module")

@@ -71,6 +71,7 @@ def trained(tmp_path_factory, corpus, shapes_folder, tokenizer):
         eval_batch_size=24,
         zeroshot=str(shapes_folder),
         zeroshot_templates=str(templates),
+        zeroshot_splits=None,  # a dataset of its own, not part of the training corpus
     )
     return out, train(cfg)
 
