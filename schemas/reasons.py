@@ -121,6 +121,7 @@ ERROR_REASONS: dict[str, str] = {
     "checkpoint_foreign": "the file is not a medcorpus checkpoint",
     "checkpoint_too_new": "the checkpoint was written by a newer medcorpus",
     "resume_layout_mismatch": "resuming with another number of ranks or loader workers",
+    "resume_config_mismatch": "resuming with another preset, batch size, seed or data filter than the checkpoint's",
     "loader_workers_mismatch": "the data position belongs to another number of loader workers",
     "no_decodable_images": "a loader slot holds no image that decodes",
     "templates_invalid": "a zero-shot template without {} for the class name",

@@ -8,6 +8,7 @@ name, flushed and renamed; `checkpoints/latest` names the newest complete one.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -17,7 +18,10 @@ import torch
 
 from schemas.errors import ReasonError
 
+log = logging.getLogger(__name__)
+
 LATEST = "latest"
+AUTO = "auto"
 FORMAT = "medcorpus-clip-checkpoint"
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^step-(\d+)\.pt$")
@@ -60,11 +64,21 @@ def latest_checkpoint(directory: Path) -> Path | None:
 
 
 def resolve_resume(resume: str | None, directory: Path) -> Path | None:
-    """`latest` -> the newest checkpoint in `directory` (None on a fresh run); a path -> that file."""
+    """`latest` -> the newest checkpoint in `directory` (an error when there is none); `auto` -> the same,
+    or None (a fresh start) when there is none; a path -> that file."""
     if resume is None:
         return None
-    if resume == LATEST:
-        return latest_checkpoint(directory)
+    if resume in (LATEST, AUTO):
+        found = latest_checkpoint(directory)
+        if found is None and resume == LATEST:
+            raise CheckpointError(
+                "checkpoint_missing",
+                f"--resume latest, but {directory} holds no checkpoint: drop --resume to start, or use "
+                "--resume auto to start when there is none",
+            )
+        if found is None:
+            log.info("--resume auto: no checkpoint in %s, starting from scratch", directory)
+        return found
     path = Path(resume)
     if not path.is_file():
         raise CheckpointError("checkpoint_missing", f"{resume} does not exist")

@@ -14,10 +14,12 @@ A run folder holds `model/` (the open_clip model folder), `checkpoints/`, `tenso
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
 import os
+import shutil
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -235,22 +237,55 @@ class _Run:
         model_dir = self.out / "model"
         tokenizer = cfg.tokenizer
         if preset.has_hf_text and tokenizer is None and cfg.text_model is None:
-            log.info(
-                "no tokenizer given: training a %d-token WordPiece tokenizer on the corpus captions",
-                preset.tokenizer["vocab_size"],
-            )
-            tokenizer = str(
-                train_wordpiece(
-                    iter_captions(index),
-                    model_dir,
-                    preset.tokenizer["vocab_size"],
-                    preset.tokenizer.get("lowercase", True),
-                )
-            )
+            tokenizer = str(self._corpus_tokenizer(index, preset, model_dir))
         prepare_model_dir(preset, model_dir, tokenizer_dir=tokenizer, text_model=cfg.text_model)
+
+    def _corpus_tokenizer(self, index: CorpusIndex, preset, model_dir: Path) -> Path:
+        """The WordPiece tokenizer trained on the corpus captions, trained once and kept beside the corpus
+        (`<corpus>/tokenizers/wordpiece-<key>`): HF's trainer breaks ties in hash order, so two trainings
+        differ, and only reuse makes the same --seed give the same run."""
+        cfg = self.cfg
+        vocab, lowercase = preset.tokenizer["vocab_size"], preset.tokenizer.get("lowercase", True)
+        corpora = [cfg.corpus] if isinstance(cfg.corpus, str) else list(cfg.corpus)
+        key = hashlib.sha256(
+            json.dumps(
+                [
+                    vocab,
+                    lowercase,
+                    _plain(asdict(cfg.row_filter(cfg.train_split))),
+                    [_manifest_digest(c) for c in corpora],
+                ]
+            ).encode()
+        ).hexdigest()[:12]
+        kept = Path(corpora[0]) / "tokenizers" / f"wordpiece-{key}"
+        if (kept / "tokenizer.json").is_file():
+            log.info("reusing the corpus's WordPiece tokenizer %s", kept)
+            return kept
+        log.info("no tokenizer given: training a %d-token WordPiece tokenizer on the corpus captions", vocab)
+        trained = train_wordpiece(iter_captions(index), model_dir, vocab, lowercase)
+        try:
+            staging = kept.with_name(f".{kept.name}.tmp-{os.getpid()}")
+            shutil.copytree(trained, staging, dirs_exist_ok=True)
+            staging.rename(kept)
+        except OSError as exc:  # a read-only or remote corpus: the run keeps its own copy only
+            log.warning(
+                "could not keep the tokenizer beside the corpus (%s): another run would train anew", exc
+            )
+            return trained
+        return kept
 
     def _restore(self, path: Path, clip: ClipModel, optimizer, scheduler, scaler, stream: PairStream):
         checkpoint = load_checkpoint(path)
+        saved, now = checkpoint.get("config") or {}, _plain(asdict(self.cfg))
+        changed = [
+            f"{k} {saved[k]!r} -> {now[k]!r}" for k in RESUME_FIXED if k in saved and saved[k] != now[k]
+        ]
+        if changed:
+            raise TrainError(
+                "resume_config_mismatch",
+                f"{path} cannot continue with other settings ({'; '.join(changed)}): resume with the "
+                "checkpoint's settings, or start a new --out",
+            )
         if checkpoint["world_size"] != self.info.world_size:
             raise TrainError(
                 "resume_layout_mismatch",
@@ -528,6 +563,24 @@ class _Run:
                 (self.out / "eval.json").write_text(json.dumps(results, indent=2) + "\n")
                 extra["eval"] = results
         return extra
+
+
+def _manifest_digest(corpus: str) -> str:
+    path = Path(corpus) / "manifest.json"
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else corpus
+
+
+# What a resumed run must share with the run it continues (epochs, max steps and evaluation may change).
+RESUME_FIXED = (
+    "preset",
+    "batch_size",
+    "accum_steps",
+    "seed",
+    "train_split",
+    "license_groups",
+    "modalities",
+    "concepts",
+)
 
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:

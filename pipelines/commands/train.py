@@ -80,7 +80,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     init.add_argument("--text-model", help="HF model folder to initialise the text tower from")
     init.add_argument("--init", help="open_clip checkpoint or exported model folder to start from")
     ck = p.add_argument_group("checkpoints and logging")
-    ck.add_argument("--resume", help="'latest' or a checkpoint file")
+    ck.add_argument(
+        "--resume",
+        help="'latest' (the newest checkpoint in --out; an error when there is none), 'auto' (the same, or a "
+        "fresh start when there is none: for jobs that restart themselves) or a checkpoint file",
+    )
     ck.add_argument("--save-every", type=int, default=1000, help="checkpoint every N steps (default 1000)")
     ck.add_argument("--keep-checkpoints", type=int, default=3)
     ck.add_argument("--log-every", type=int, default=10)

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -256,3 +257,47 @@ def test_torch_compile_trains_like_eager(tmp_path, corpus):
         curves[compiled] = [losses(out)[s] for s in (1, 2, 3)]
         assert (out / "export" / "open_clip_model.safetensors").is_file()
     assert curves[True] == pytest.approx(curves[False], rel=1e-4)
+
+
+def small(corpus, out, **kw) -> TrainConfig:
+    settings = {
+        "preset": "tiny",
+        "batch_size": 8,
+        "max_steps": 4,
+        "workers": 1,
+        "save_every": 2,
+        "log_every": 1,
+    }
+    settings |= kw
+    return TrainConfig(
+        corpus=corpus, out=str(out), progress=False, eval_at_end=False, export_at_end=False, **settings
+    )
+
+
+def test_resume_latest_without_a_checkpoint_is_an_error_and_auto_starts(tmp_path, corpus, tokenizer):
+    with pytest.raises(ValueError, match="holds no checkpoint") as info:
+        train(small(corpus, tmp_path / "run", tokenizer=tokenizer, resume="latest"))
+    assert info.value.reason == "checkpoint_missing"
+    assert train(small(corpus, tmp_path / "run", tokenizer=tokenizer, resume="auto"))["resumed_from"] is None
+
+
+@pytest.mark.parametrize("change", [{"batch_size": 4}, {"preset": "tiny-bpe"}, {"seed": 7}])
+def test_resuming_with_other_settings_is_refused(tmp_path, corpus, tokenizer, change):
+    train(small(corpus, tmp_path / "run", tokenizer=tokenizer, stop_at_step=2))
+    settings = {"tokenizer": tokenizer, "resume": "latest", **change}
+    if change.get("preset") == "tiny-bpe":
+        settings.pop("tokenizer")
+    with pytest.raises(ValueError, match="cannot continue with other settings") as info:
+        train(small(corpus, tmp_path / "run", **settings))
+    assert info.value.reason == "resume_config_mismatch"
+
+
+def test_the_same_seed_reproduces_without_a_tokenizer(tmp_path_factory):
+    """The auto-trained WordPiece tokenizer is trained once and kept beside the corpus."""
+    corpus = str(write_shapes_corpus(tmp_path_factory.mktemp("own"), ShapesSpec(rows={"train": 32})))
+    first = tmp_path_factory.mktemp("first")
+    second = tmp_path_factory.mktemp("second")
+    train(small(corpus, first / "run"))
+    train(small(corpus, second / "run"))
+    assert len(list((Path(corpus) / "tokenizers").glob("wordpiece-*/tokenizer.json"))) == 1
+    assert losses(first / "run") == losses(second / "run")
