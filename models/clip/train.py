@@ -14,6 +14,7 @@ A run folder holds `model/` (the open_clip model folder), `checkpoints/`, `tenso
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -61,7 +62,7 @@ class TrainConfig:
     corpus: str | list[str]  # several corpora are read as one
     out: str
     preset: str = "tiny"
-    batch_size: int = 32  # per process
+    batch_size: int | None = None  # per process; None: 32, or fewer when the training split is smaller
     accum_steps: int = 1
     epochs: int | None = None  # neither epochs nor max_steps: one epoch
     max_steps: int | None = None
@@ -76,7 +77,7 @@ class TrainConfig:
     precision: str = "auto"  # auto: amp_bf16 on CUDA, fp32 on CPU
     grad_checkpointing: bool = False
     compile: bool = False
-    workers: int = 4
+    workers: int | None = None  # loader workers per process; None: up to 4, as many as can fill batches
     shuffle_buffer: int = 2048
     seed: int = 0
     train_split: str = "train"
@@ -141,6 +142,7 @@ class _Run:
     def main(self) -> dict[str, Any]:
         cfg, info = self.cfg, self.info
         index = CorpusIndex.build(cfg.corpus, cfg.row_filter(cfg.train_split))  # before --out exists
+        cfg = self.cfg = self._fit_loader(index)
         if info.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
         resume_from = self._on_main(self._find_resume)
@@ -222,6 +224,34 @@ class _Run:
         if outcome[0] == "error":
             raise TrainError(outcome[1], outcome[2])
         return outcome[1]
+
+    def _fit_loader(self, index: CorpusIndex) -> TrainConfig:
+        """The batch size and loader workers a run will use, checked against the training rows before any
+        model is built: each loader worker fills whole batches, so a small split needs fewer of both."""
+        cfg, world = self.cfg, self.info.world_size
+        per_rank = index.num_rows // world
+        batch = cfg.batch_size or max(1, min(DEFAULT_BATCH, per_rank // cfg.accum_steps))
+        workers = (
+            cfg.workers
+            if cfg.workers is not None
+            else max(1, min(DEFAULT_WORKERS, per_rank // (batch * cfg.accum_steps)))
+        )
+        needed = batch * cfg.accum_steps * max(1, workers) * world
+        if index.num_rows < needed:
+            raise TrainError(
+                "batch_too_large",
+                f"{index.num_rows} training rows cannot fill one step: {world} process(es) x {max(1, workers)} loader "
+                f"worker(s) x batch {batch} x {cfg.accum_steps} accumulation step(s) need {needed}; lower "
+                "--batch-size or --workers",
+            )
+        if (batch, workers) != (cfg.batch_size, cfg.workers):
+            log.info(
+                "batch size %d, %d loader worker(s) per process for %d training rows",
+                batch,
+                workers,
+                index.num_rows,
+            )
+        return dataclasses.replace(cfg, batch_size=batch, workers=workers)
 
     def _find_resume(self) -> Path | None:
         found = resolve_resume(self.cfg.resume, self.ckpt_dir)
@@ -569,6 +599,8 @@ def _manifest_digest(corpus: str) -> str:
     path = Path(corpus) / "manifest.json"
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else corpus
 
+
+DEFAULT_BATCH, DEFAULT_WORKERS = 32, 4
 
 # What a resumed run must share with the run it continues (epochs, max steps and evaluation may change).
 RESUME_FIXED = (

@@ -40,7 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     length.add_argument("--epochs", type=int, help="passes over the train split (default 1)")
     length.add_argument("--max-steps", type=int, help="optimiser steps to train for")
     p.add_argument(
-        "--batch-size", type=int, default=32, help="samples per process per micro-batch (default 32)"
+        "--batch-size",
+        type=int,
+        help="samples per process per micro-batch (default 32, fewer when the training split is smaller)",
     )
     p.add_argument("--accum-steps", type=int, default=1, help="micro-batches per optimiser step (default 1)")
     opt = p.add_argument_group("optimiser (BiomedCLIP's defaults)")
@@ -59,7 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     perf.add_argument("--grad-checkpointing", action="store_true")
     perf.add_argument("--compile", action="store_true", help="torch.compile the model")
-    perf.add_argument("--workers", type=int, default=4, help="data-loader workers per process (default 4)")
+    perf.add_argument(
+        "--workers",
+        type=int,
+        help="data-loader workers per process (default 4, fewer when they cannot fill batches)",
+    )
     perf.add_argument(
         "--shuffle-buffer", type=int, default=2048, help="rows shuffled together (default 2048)"
     )
