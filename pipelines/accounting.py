@@ -39,10 +39,13 @@ def reject(record: RejectRecord) -> beam.pvalue.TaggedOutput:
 
 
 class Progress:
-    """Logs how many items a worker has done, at most every `interval` seconds."""
+    """Logs how many items a worker has done, at most every `interval` seconds: with the run's total and
+    an estimate of the time left where the total is known before the run (rows of input shards). On
+    several workers each reports its own count against the total, so the estimate is per worker."""
 
-    def __init__(self, what: str, interval: float = 10.0):
+    def __init__(self, what: str, total: int | None = None, interval: float = 10.0):
         self.what = what
+        self.total = total
         self.interval = interval
         self.done = 0
         self.started = time.monotonic()
@@ -53,8 +56,18 @@ class Progress:
         now = time.monotonic()
         if now - self.last >= self.interval:
             self.last = now
-            rate = self.done / max(now - self.started, 1e-9)
-            log.info("%s: %d done (%.1f/s on this worker)", self.what, self.done, rate)
+            log.info("%s", self.line(now))
+
+    def line(self, now: float) -> str:
+        rate = self.done / max(now - self.started, 1e-9)
+        if not self.total:
+            return f"{self.what}: {self.done:,} done, {rate:,.1f}/s on this worker"
+        left = max(self.total - self.done, 0) / rate if rate > 0 else float("inf")
+        eta = f"{left / 60:.0f} min" if left >= 90 else f"{left:.0f} s"
+        return (
+            f"{self.what}: {self.done:,} of {self.total:,} ({100 * self.done / self.total:.0f}%), "
+            f"{rate:,.1f}/s on this worker, about {eta} left"
+        )
 
 
 def stage_counts(result: beam.runners.runner.PipelineResult) -> dict[str, dict]:

@@ -41,6 +41,7 @@ from connectors.corpus import (
     data_shards,
     iter_rows,
     shard_columns,
+    total_rows,
 )
 from connectors.embedding_store import cache_url, read_cached, write_cached
 from curation.dedupe.dense import assign_clusters, cluster_count, similar_pairs, train_centroids
@@ -170,7 +171,7 @@ class ComputeSignatures(beam.DoFn):
 
     def setup(self):
         self.image_model, self.caption_model = self.embedders.load()
-        self.progress = Progress("pairs signed")
+        self.progress = Progress("pairs signed", total_rows(self.options.inputs))
 
     def process(self, shard: tuple[int, int, str, str]) -> Iterator[tuple[tuple[int, int, int], Signature]]:
         origin, number, corpus, url = shard

@@ -69,7 +69,8 @@ class ExtractFigures(beam.DoFn):
     def setup(self):
         self.progress = Progress("articles")
 
-    def process(self, ref: ArticleRef):
+    def process(self, ref: ArticleRef, total: int | None = None):
+        self.progress.total = total
         count("articles", "in")
         opened = open_and_parse(ref, self.policy, self.versioned)
         self.progress.tick()
@@ -158,13 +159,16 @@ def build(pipeline: beam.Pipeline, options: PmcIngestOptions) -> None:
 
         refs = refs | "All refs" >> beam.combiners.ToList() | "Limit" >> beam.FlatMap(first_n)
     refs = refs | "CountSelected" >> beam.ParDo(CountAs("listing", "out"))
+    listed = refs | "ListingTotal" >> beam.combiners.Count.Globally()  # only a number: for the progress line
 
     policy = SelectionPolicy(license=options.license, include_retracted=options.include_retracted)
     articles = (
         refs
         | "Spread articles" >> beam.Reshuffle()
         | "ExtractFigures"
-        >> beam.ParDo(ExtractFigures(policy, options.all_versions)).with_outputs(REJECTS, main="figures")
+        >> beam.ParDo(
+            ExtractFigures(policy, options.all_versions), total=beam.pvalue.AsSingleton(listed)
+        ).with_outputs(REJECTS, main="figures")
     )
     pairs = (
         articles.figures

@@ -14,7 +14,7 @@ import apache_beam as beam
 import pyarrow as pa
 
 from connectors import fs
-from connectors.corpus import RunInfo, corpus_schema, data_shards, iter_rows, read_manifest
+from connectors.corpus import RunInfo, corpus_schema, data_shards, iter_rows, read_manifest, total_rows
 from curation.modality import is_compound, label_modality
 from pipelines.accounting import REJECTS, Progress, count, reject
 from pipelines.corpus_output import WriteCorpus, row_format
@@ -68,12 +68,13 @@ def tag_rows(tagger, rows: list[dict]) -> list[dict]:
 class TagCaptions(beam.DoFn):
     """Loads the knowledge base and linker once per worker; tags batches with `nlp.pipe`."""
 
-    def __init__(self, options: TagOptions):
+    def __init__(self, options: TagOptions, total: int | None = None):
         self.options = options
+        self.total = total
 
     def setup(self):
         self.tagger = tagger_for(self.options)
-        self.progress = Progress("captions tagged")
+        self.progress = Progress("captions tagged", self.total)
 
     def process(self, batch: list[dict]):
         count("tag", "in", len(batch))
@@ -100,7 +101,8 @@ def build(pipeline: beam.Pipeline, options: TagOptions, schema: pa.Schema) -> No
         | "ReadRows" >> beam.FlatMap(iter_rows)
         | "Spread rows" >> beam.Reshuffle()
         | "Batch" >> beam.BatchElements(min_batch_size=32, max_batch_size=options.batch_size)
-        | "Tag" >> beam.ParDo(TagCaptions(options)).with_outputs(REJECTS, main="rows")
+        | "Tag"
+        >> beam.ParDo(TagCaptions(options, total_rows([options.input]))).with_outputs(REJECTS, main="rows")
     )
     _ = (tagged.rows, tagged[REJECTS]) | "WriteCorpus" >> WriteCorpus(options.out, row_format(schema))
 
