@@ -92,3 +92,47 @@ def test_embedding_cache_round_trip(tmp_path):
     assert write_cached(url, "model@abc/def", entries)
     back = read_cached(url)
     assert set(back) == {"a", "b"} and back["a"][0] == "ka" and np.array_equal(back["a"][1], entries["a"][1])
+
+
+def test_a_biomedclip_shaped_folder_loads_offline(tmp_path):
+    """BiomedCLIP's snapshot layout: `open_clip_pytorch_model.bin`, a timm ViT image tower, and a text tower
+    that names a hub model. Only the image tower is built, so the hub name is never looked up (the
+    weights here are random: a small timm ViT stands in for the real ViT-B/16)."""
+    import json
+
+    import torch
+    from open_clip.model import CLIPVisionCfg, _build_vision_tower
+
+    vision = {
+        "timm_model_name": "vit_tiny_patch16_224",
+        "timm_model_pretrained": False,
+        "timm_pool": "",
+        "timm_proj": "linear",
+        "image_size": 224,
+    }
+    config = {
+        "model_cfg": {
+            "embed_dim": 64,
+            "vision_cfg": vision,
+            "text_cfg": {
+                "hf_model_name": "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract",
+                "hf_tokenizer_name": "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract",
+                "proj": "mlp",
+                "pooler_type": "cls_last_hidden_state_pooler",
+                "context_length": 256,
+            },
+        },
+        "preprocess_cfg": {
+            "mean": [0.48145466, 0.4578275, 0.40821073],
+            "std": [0.26862954, 0.26130258, 0.27577711],
+        },
+    }
+    (tmp_path / "open_clip_config.json").write_text(json.dumps(config))
+    torch.manual_seed(0)
+    tower = _build_vision_tower(64, CLIPVisionCfg(**vision))
+    torch.save(
+        {f"visual.{k}": v for k, v in tower.state_dict().items()}, tmp_path / "open_clip_pytorch_model.bin"
+    )
+    embedder = ImageEmbedder(image_embedder_spec(str(tmp_path)))
+    vectors = embedder.embed([png(skimage.data.retina()), png(skimage.data.camera())])
+    assert vectors.shape == (2, 64) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
