@@ -110,12 +110,17 @@ def unknown_pipeline_options(args: list[str]) -> list[str]:
 
 
 def console() -> None:
-    """The `medcorpus` command: `main()`, then an exit that skips interpreter teardown.
+    """The `medcorpus` command: `main()`, then an exit that skips the C++ static destructors.
 
-    Every command has written, closed and renamed its outputs before `main()` returns. A native thread
-    that a library leaves running can still abort the teardown that follows (SIGABRT, "terminate called
-    without an active exception", exit 134) after a complete run, as about one Beam run in twenty did;
-    leaving through `os._exit` once the streams and logs are flushed keeps the exit code the run's own.
+    Every command has written, closed and renamed its outputs before `main()` returns. What used to abort
+    about one Beam run in twenty afterwards (SIGABRT, "terminate called without an active exception", exit
+    134) is pyarrow's global CPU and IO thread pools: their workers (`arrow::internal::ThreadPool`, started
+    by the Parquet reads and writes that run on Beam's worker threads) are the only `std::thread`s still
+    alive at exit (seen with gdb on a finished run), and libstdc++ prints that message when a still-joinable
+    `std::thread` is destroyed, which happens when the pools' teardown races their workers during static
+    destruction. The pools live as long as the process by design, so the process leaves through
+    `os._exit` once streams and logs are flushed: nothing is left to tear down, and the exit code is the
+    run's own. `tests/pipelines/test_exit_codes.py` runs each command repeatedly as a process.
     """
     code = main()
     sys.stdout.flush()
