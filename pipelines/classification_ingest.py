@@ -95,7 +95,8 @@ class DecodeSamples(beam.DoFn):
     def setup(self):
         self.progress = Progress("samples")
 
-    def process(self, item):
+    def process(self, item, total: int | None = None):
+        self.progress.total = total
         count("samples", "in")
         self.progress.tick()
         if isinstance(item, ManifestRowError):
@@ -202,7 +203,10 @@ def build(pipeline: beam.Pipeline, options: ClassificationIngestOptions) -> None
         )
         | "Spread samples" >> beam.Reshuffle()
     )
-    images = items | "DecodeSamples" >> beam.ParDo(DecodeSamples(o)).with_outputs(REJECTS, main="images")
+    listed = items | "SampleTotal" >> beam.combiners.Count.Globally()  # only a number: for the progress line
+    images = items | "DecodeSamples" >> beam.ParDo(
+        DecodeSamples(o), total=beam.pvalue.AsSingleton(listed)
+    ).with_outputs(REJECTS, main="images")
     infos = (
         images.images
         | "LabelSets"

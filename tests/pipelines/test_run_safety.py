@@ -243,3 +243,14 @@ def test_a_degraded_caption_backend_is_said_loudly():
         "warnings": warnings,
     }
     assert "> **Warning:** 3 LLM caption request(s) failed" in render_card(manifest, "t")
+
+
+def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(copy, tmp_path):
+    """A killed process cannot clean up: the next run into the same --out removes what it left."""
+    stale = tmp_path / ".tagged.staging-0123456789ab"
+    (stale / "data").mkdir(parents=True)
+    (stale / "data" / "train-00000-of-00001.parquet.tmp-0123456789abcdef0123456789abcdef").write_bytes(
+        b"half"
+    )
+    assert main(["tag", "--in", str(copy), "--out", str(tmp_path / "tagged")]) == 0
+    assert not stale.exists() and leftovers(tmp_path) == []
