@@ -37,9 +37,6 @@ class EvalIndex:
         self.vector_ids = [i.node.id for i in embedded]
         self.vectors = unit(np.stack([i.image_vector for i in embedded])) if embedded else None
 
-    def __len__(self) -> int:
-        return len({*self.phash_ids, *self.vector_ids, *(i for ids in self.by_sha.values() for i in ids)})
-
     def matches(self, pairs: list[Signature]) -> list[list[tuple[str, str, float]]]:
         """For each pair, its matches as (eval item id, level, similarity)."""
         found: list[list[tuple[str, str, float]]] = [[] for _ in pairs]
