@@ -302,8 +302,10 @@ def data_shards_or_none(spec: str) -> list[str]:
 
 
 class SignEvalImages(beam.DoFn):
-    def __init__(self, options: DedupeOptions, embedders: Embedders):
-        self.options, self.embedders = options, embedders
+    """Evaluation images -> signatures: normalised as ingest does, hashed, embedded (the image embedder)."""
+
+    def __init__(self, embedders: Embedders):
+        self.embedders = embedders
 
     def setup(self):
         self.image_model, _ = Embedders(self.embedders.image, None).load()
@@ -349,7 +351,7 @@ def eval_signatures(pipeline, options: DedupeOptions, embedders: Embedders):
         | "EvalImages" >> beam.FlatMap(eval_images)
         | "Spread eval images" >> beam.Reshuffle()
         | "BatchEval" >> beam.BatchElements(min_batch_size=8, max_batch_size=options.batch_size)
-        | "SignEval" >> beam.ParDo(SignEvalImages(options, embedders))
+        | "SignEval" >> beam.ParDo(SignEvalImages(embedders))
     )
 
 
