@@ -92,18 +92,30 @@ def _window(pixels: np.ndarray) -> np.ndarray:
 
 
 def source_images() -> list[Image.Image]:
+    """One distinct real image per figure of the sample articles (no two figures share a picture, as in
+    PMC, so that dedupe finds only real duplicates): CT and MR test files, MRI slices two apart, regions
+    of the fundus, immunohistochemistry and microscopy images, and scikit-image's other pictures."""
     ct = pydicom.dcmread(get_testdata_file("CT_small.dcm")).pixel_array.astype(np.float32)
     mr = pydicom.dcmread(get_testdata_file("MR_small.dcm")).pixel_array.astype(np.float32)
     volume = np.asarray(nib.load(f"{nibabel_data}/anatomical.nii").dataobj, dtype=np.float32)
-    axial = np.rot90(volume[:, :, volume.shape[2] // 2])
+    middle = volume.shape[2] // 2
     images = [
         Image.fromarray(_window(ct)).resize((384, 384)),
         Image.fromarray(skimage.data.retina()).resize((448, 448)),
         Image.fromarray(_window(mr)).resize((384, 384)),
         Image.fromarray(skimage.data.immunohistochemistry()).resize((400, 400)),
-        Image.fromarray(_window(axial)).resize((320, 384)),
+        Image.fromarray(_window(np.rot90(volume[:, :, middle]))).resize((320, 384)),
         Image.fromarray(skimage.data.cell()).resize((440, 360)),
     ]
+    for z in range(middle - 14, middle + 15, 2):
+        if z != middle and 0 <= z < volume.shape[2]:
+            images.append(Image.fromarray(_window(np.rot90(volume[:, :, z]))).resize((320, 384)))
+    for source in (skimage.data.retina(), skimage.data.immunohistochemistry(), skimage.data.cell()):
+        h, w = source.shape[:2]
+        for top, left in ((0, 0), (0, w // 2), (h // 2, 0), (h // 2, w // 2)):
+            images.append(Image.fromarray(source[top : top + h // 2, left : left + w // 2]).resize((360, 360)))
+    for name in ("coins", "moon", "hubble_deep_field", "astronaut", "coffee", "chelsea", "camera", "page"):
+        images.append(Image.fromarray(getattr(skimage.data, name)()))
     return [im.convert("RGB") if im.mode not in ("L", "RGB") else im for im in images]
 
 
@@ -138,21 +150,42 @@ def render(image: Image.Image, suffix: str) -> bytes:
     return buffer.getvalue()
 
 
+def first_image(article: Article) -> int:
+    """Where the article's figures start in the image pool: after the figures of the articles before it."""
+    before = ARTICLES[: ARTICLES.index(article)]
+    return sum(len(figure_hrefs((HERE / "jats" / a.file).read_bytes())) for a in before)
+
+
+def graphic_kind(href: str) -> str:
+    """ "formula" (an equation image), "thumbnail" (PMC's GIF next to a full image) or "figure"."""
+    stem, dot, ext = href.rpartition(".")
+    has_ext = dot and ext.lower() in ("jpg", "gif", "png", "tif")
+    if re.search(r"\.e\d+$", stem if has_ext else href):
+        return "formula"
+    return "thumbnail" if has_ext and ext.lower() == "gif" else "figure"
+
+
+def figure_hrefs(xml: bytes) -> list[str]:
+    return [h for h in graphic_hrefs(xml) if graphic_kind(h) == "figure"]
+
+
 def media_for(article: Article, layout: str, pool: list[Image.Image]) -> dict[str, bytes]:
     """File name -> bytes for every graphic of the article."""
     xml = (HERE / "jats" / article.file).read_bytes()
     files: dict[str, bytes] = {}
+    start = first_image(article)
     figure_index = 0
     for href in graphic_hrefs(xml):
         stem, dot, ext = href.rpartition(".")
         has_ext = dot and ext.lower() in ("jpg", "gif", "png", "tif")
-        is_formula = re.search(r"\.e\d+$", stem if has_ext else href) is not None
+        kind = graphic_kind(href)
+        is_formula = kind == "formula"
         if is_formula:
             image = Image.new("L", (96, 32), 255)
-        elif has_ext and ext.lower() == "gif":  # PMC's thumbnails of the current layout
-            image = pool[figure_index % len(pool)].resize((100, 100))
+        elif kind == "thumbnail":  # PMC's thumbnails of the current layout
+            image = pool[(start + figure_index) % len(pool)].resize((100, 100))
         else:
-            image = pool[figure_index % len(pool)]
+            image = pool[(start + figure_index) % len(pool)]
             figure_index += 1
         if has_ext:
             files[href] = render(image, "." + ext.lower())
