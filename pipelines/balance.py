@@ -75,12 +75,14 @@ def build(pipeline: beam.Pipeline, options: BalanceOptions, schema: pa.Schema) -
         | "CountAfter" >> beam.combiners.Count.PerElement()
         | "AfterDict" >> beam.combiners.ToDict()
     )
+    # Computed once, not per row: the set is small, the histogram it comes from may hold 50k concepts.
+    heavy = after | "OverCap" >> beam.Map(lambda counts: frozenset(over_cap(counts, cap)))
     dropped = (
         sampled
         | "OverCapPairs"
         >> beam.FlatMap(
-            lambda r, after: [(r["id"], _cuis(r))] if set(_cuis(r)) & over_cap(after, cap) else [],
-            after=beam.pvalue.AsSingleton(after),
+            lambda r, heavy: [(r["id"], _cuis(r))] if heavy.intersection(_cuis(r)) else [],
+            heavy=beam.pvalue.AsSingleton(heavy),
         )
         | "AllOverCap" >> beam.combiners.ToList()
         | "Trim"

@@ -59,6 +59,12 @@ class SelectVersions(beam.DoFn):
         yield from keep
 
 
+def _listing_order(ref: ArticleRef) -> tuple[int, str, int]:
+    """PMCIDs in numeric order (PMC99 before PMC100), newest version first."""
+    digits = ref.pmcid.removeprefix("PMC")
+    return (int(digits) if digits.isdigit() else 0, ref.pmcid, -(ref.version or 0))
+
+
 class ExtractFigures(beam.DoFn):
     """An article reference to figure candidates (main output) and rejects."""
 
@@ -151,13 +157,18 @@ def build(pipeline: beam.Pipeline, options: PmcIngestOptions) -> None:
     )
     if options.limit is not None:
         limit = options.limit
+        total = refs | "CountSelectedVersions" >> beam.combiners.Count.Globally()
 
-        def first_n(refs: list[ArticleRef]):
-            ordered = sorted(refs, key=lambda r: (r.pmcid, -(r.version or 0)))
-            count("listing", "removed.over_limit", max(0, len(ordered) - limit))
-            yield from ordered[:limit]
+        def first_n(top: list[ArticleRef], total: int):
+            # Top keeps `limit` refs per combiner, never the whole listing on one worker.
+            count("listing", "removed.over_limit", max(0, total - len(top)))
+            yield from top
 
-        refs = refs | "All refs" >> beam.combiners.ToList() | "Limit" >> beam.FlatMap(first_n)
+        refs = (
+            refs
+            | "FirstN" >> beam.combiners.Top.Smallest(limit, key=_listing_order)
+            | "Limit" >> beam.FlatMap(first_n, total=beam.pvalue.AsSingleton(total))
+        )
     refs = refs | "CountSelected" >> beam.ParDo(CountAs("listing", "out"))
     listed = refs | "ListingTotal" >> beam.combiners.Count.Globally()  # only a number: for the progress line
 
