@@ -15,10 +15,11 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.corpus import RunInfo, corpus_schema, data_shards, iter_rows, list_shards, read_columns
+from connectors.corpus import RunInfo, corpus_schema, data_shards, list_shards, read_columns
 from curation.balance import concept_counts, keep_pair, over_cap, trim_to_cap
 from pipelines.accounting import count
 from pipelines.corpus_output import WriteCorpus, row_format
+from pipelines.row_merge import MergeIntoShards, read_projected
 from schemas import schema_for
 from schemas.errors import ReasonError
 
@@ -52,26 +53,28 @@ def _has_concepts(url: str) -> bool:
 
 
 def build(pipeline: beam.Pipeline, options: BalanceOptions, schema: pa.Schema) -> None:
+    """Every step works on (shard, {id, concepts}); the kept ids are merged back into their shards' rows
+    at the end, so image bytes never travel through the balancing."""
     cap, seed = options.max_per_concept, options.seed
-    rows = (
+    pairs = (
         pipeline
         | "Shards" >> beam.Create(data_shards(options.input))
-        | "ReadRows" >> beam.FlatMap(iter_rows)
-        | "Spread rows" >> beam.Reshuffle()
+        | "ReadConcepts" >> beam.FlatMap(read_projected, columns=["concepts"])
+        | "IdAndConcepts" >> beam.Map(lambda item: (item[0], item[1]["id"], _cuis(item[1])))
+        | "Spread pairs" >> beam.Reshuffle()
     )
     before = (
-        rows
-        | "Concepts" >> beam.FlatMap(_cuis)
+        pairs
+        | "Concepts" >> beam.FlatMap(lambda p: p[2])
         | "CountBefore" >> beam.combiners.Count.PerElement()
         | "BeforeDict" >> beam.combiners.ToDict()
     )
-    sampled = rows | "Sample" >> beam.Filter(
-        lambda r, counts: keep_pair(r["id"], _cuis(r), counts, cap, seed),
-        counts=beam.pvalue.AsSingleton(before),
+    sampled = pairs | "Sample" >> beam.Filter(
+        lambda p, counts: keep_pair(p[1], p[2], counts, cap, seed), counts=beam.pvalue.AsSingleton(before)
     )
     after = (
         sampled
-        | "SampledConcepts" >> beam.FlatMap(_cuis)
+        | "SampledConcepts" >> beam.FlatMap(lambda p: p[2])
         | "CountAfter" >> beam.combiners.Count.PerElement()
         | "AfterDict" >> beam.combiners.ToDict()
     )
@@ -81,7 +84,7 @@ def build(pipeline: beam.Pipeline, options: BalanceOptions, schema: pa.Schema) -
         sampled
         | "OverCapPairs"
         >> beam.FlatMap(
-            lambda r, heavy: [(r["id"], _cuis(r))] if heavy.intersection(_cuis(r)) else [],
+            lambda p, heavy: [(p[1], p[2])] if heavy.intersection(p[2]) else [],
             heavy=beam.pvalue.AsSingleton(heavy),
         )
         | "AllOverCap" >> beam.combiners.ToList()
@@ -93,16 +96,22 @@ def build(pipeline: beam.Pipeline, options: BalanceOptions, schema: pa.Schema) -
         )
     )
 
-    def decide(row: dict, before: dict, dropped: frozenset[str]):
+    def decide(pair: tuple[str, str, list[str]], before: dict, dropped: frozenset[str]):
+        shard, pair_id, cuis = pair
         count("balance", "in")
-        if keep_pair(row["id"], _cuis(row), before, cap, seed) and row["id"] not in dropped:
+        if keep_pair(pair_id, cuis, before, cap, seed) and pair_id not in dropped:
             count("balance", "out")
-            yield row
+            yield shard, (pair_id, {})
         else:
             count("balance", "removed.over_concept_cap")
 
-    kept = rows | "Decide" >> beam.FlatMap(
-        decide, before=beam.pvalue.AsSingleton(before), dropped=beam.pvalue.AsSingleton(dropped)
+    kept = (
+        pairs
+        | "Decide"
+        >> beam.FlatMap(
+            decide, before=beam.pvalue.AsSingleton(before), dropped=beam.pvalue.AsSingleton(dropped)
+        )
+        | "KeptRows" >> MergeIntoShards()
     )
     no_rejects = pipeline | "NoRejects" >> beam.Create([])
     _ = (kept, no_rejects) | "WriteCorpus" >> WriteCorpus(options.out, row_format(schema))

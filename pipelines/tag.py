@@ -14,13 +14,16 @@ import apache_beam as beam
 import pyarrow as pa
 
 from connectors import fs
-from connectors.corpus import RunInfo, corpus_schema, data_shards, iter_rows, read_manifest, total_rows
+from connectors.corpus import RunInfo, corpus_schema, data_shards, read_manifest, total_rows
 from curation.modality import is_compound, label_modality
 from pipelines.accounting import REJECTS, Progress, count, reject
 from pipelines.corpus_output import WriteCorpus, row_format
+from pipelines.row_merge import MergeIntoShards, read_projected
 from schemas import RejectRecord, schema_with
 
 TAG_COLUMNS = ["concepts", "modality", "modality_confidence", "compound"]
+# What tagging reads: only these travel through the pipeline's shuffles, never the images.
+TAG_INPUT = ["caption", "source", "modality"]
 
 
 @dataclass
@@ -76,21 +79,23 @@ class TagCaptions(beam.DoFn):
         self.tagger = tagger_for(self.options)
         self.progress = Progress("captions tagged", self.total)
 
-    def process(self, batch: list[dict]):
+    def process(self, batch: list[tuple[str, dict]]):
+        """(shard, projected row) -> (shard, (id, the tag columns)); rows without an id are rejects."""
         count("tag", "in", len(batch))
-        valid = []
-        for row in batch:
+        valid, shards = [], []
+        for shard, row in batch:
             if row.get("id"):
                 valid.append(row)
+                shards.append(shard)
             else:
                 yield reject(
                     RejectRecord(
                         id=f"row:{(row.get('caption') or '')[:40]}", stage="tag", reason="id_missing"
                     )
                 )
-        for row in tag_rows(self.tagger, valid):
+        for shard, row in zip(shards, tag_rows(self.tagger, valid), strict=True):
             count("tag", "out")
-            yield row
+            yield shard, (row["id"], {c: row[c] for c in TAG_COLUMNS if c in row})
         self.progress.tick(len(batch))
 
 
@@ -98,13 +103,14 @@ def build(pipeline: beam.Pipeline, options: TagOptions, schema: pa.Schema) -> No
     tagged = (
         pipeline
         | "Shards" >> beam.Create(data_shards(options.input))
-        | "ReadRows" >> beam.FlatMap(iter_rows)
-        | "Spread rows" >> beam.Reshuffle()
+        | "ReadCaptions" >> beam.FlatMap(read_projected, columns=TAG_INPUT)
+        | "Spread captions" >> beam.Reshuffle()
         | "Batch" >> beam.BatchElements(min_batch_size=32, max_batch_size=options.batch_size)
         | "Tag"
         >> beam.ParDo(TagCaptions(options, total_rows([options.input]))).with_outputs(REJECTS, main="rows")
     )
-    _ = (tagged.rows, tagged[REJECTS]) | "WriteCorpus" >> WriteCorpus(options.out, row_format(schema))
+    rows = tagged.rows | "MergeTags" >> MergeIntoShards()
+    _ = (rows, tagged[REJECTS]) | "WriteCorpus" >> WriteCorpus(options.out, row_format(schema))
 
 
 def run_info(options: TagOptions) -> RunInfo:
