@@ -41,6 +41,13 @@ def with_protocol(like: str, path: str) -> str:
     return path
 
 
+def absolute(url: str) -> str:
+    """A local path made absolute (a remote Beam worker runs in another folder); URLs stay as they are."""
+    if "://" in url:
+        return url
+    return os.path.abspath(os.path.expanduser(url))
+
+
 def exists(url: str) -> bool:
     fsys, path = filesystem(url)
     return fsys.exists(path)

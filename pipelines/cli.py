@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"unrecognised arguments: {' '.join(unknown)} (see `medcorpus {args.command} --help`; "
                 "other options must be Beam pipeline options)"
             )
+    if getattr(args, "accepts_pipeline_options", False):
+        absolute_paths(args)
     try:
         return int(args.func(args, extra) or 0)
     except (ReasonError, OSError, ValueError) as exc:
@@ -80,6 +82,37 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"medcorpus {args.command}: error: {error_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
+
+
+# Options that name files or folders a pipeline's workers read or write; keywords that are not paths stay.
+PATH_OPTIONS = (
+    "source",
+    "out",
+    "input",
+    "inputs",
+    "against",
+    "dataset",
+    "dataset_root",
+    "card",
+    "kb",
+    "cache_dir",
+    "image_embedder",
+    "caption_embedder",
+)
+NOT_PATHS = {"none", "bundled-minilm"}
+
+
+def absolute_paths(args: argparse.Namespace) -> None:
+    """Every path a pipeline's workers open becomes absolute at construction: on Dataflow, Flink or Spark
+    (or Beam's portable runner here) the workers run in other folders than the launcher."""
+    from connectors.fs import absolute
+
+    for name in PATH_OPTIONS:
+        value = getattr(args, name, None)
+        if isinstance(value, str) and value.lower() not in NOT_PATHS:
+            setattr(args, name, absolute(value))
+        elif isinstance(value, list):
+            setattr(args, name, [absolute(v) for v in value])
 
 
 def error_line(exc: BaseException) -> str:

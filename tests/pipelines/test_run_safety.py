@@ -254,3 +254,13 @@ def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(copy, tmp_path)
     )
     assert main(["tag", "--in", str(copy), "--out", str(tmp_path / "tagged")]) == 0
     assert not stale.exists() and leftovers(tmp_path) == []
+
+
+def test_relative_paths_reach_the_pipeline_absolute(copy, tmp_path, monkeypatch):
+    """A remote worker runs in another folder: every path a pipeline opens is made absolute at launch."""
+    monkeypatch.chdir(copy.parent)
+    assert main(["tag", "--in", copy.name, "--out", "tagged-relative"]) == 0
+    manifest = json.loads((copy.parent / "tagged-relative" / "manifest.json").read_text())
+    assert manifest["inputs"]["corpus"] == str(copy) and manifest["options"]["out"] == str(
+        copy.parent / "tagged-relative"
+    )
