@@ -25,6 +25,7 @@ from connectors.splits import SplitRatios
 from models.clip.corpus_index import CorpusIndex, RowFilter
 from models.clip.factory import ClipModel
 from models.clip.stream import PairStream, SampleError, StreamOptions, decode_image
+from schemas.errors import ReasonError
 
 log = logging.getLogger(__name__)
 
@@ -318,6 +319,10 @@ def split_tuple(split: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in split.split(",") if s.strip())
 
 
+class TemplatesError(ReasonError, ValueError):
+    """A zero-shot templates file that cannot be used (`templates_invalid`)."""
+
+
 def read_templates(path: str | Path | None) -> tuple[str, ...]:
     """Prompt templates, one per line with `{}` for the class name; the defaults when `path` is None."""
     if path is None:
@@ -325,5 +330,7 @@ def read_templates(path: str | Path | None) -> tuple[str, ...]:
     templates = tuple(line.strip() for line in Path(path).read_text().splitlines() if line.strip())
     bad = [t for t in templates if "{}" not in t]
     if not templates or bad:
-        raise ValueError(f"templates_invalid: {path}: every line needs a {{}} for the class name ({bad[:2]})")
+        raise TemplatesError(
+            "templates_invalid", f"{path}: every line needs a {{}} for the class name ({bad[:2]})"
+        )
     return templates

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
-
-EXIT_BAD_INPUT = 2
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,30 +57,22 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         if not fs.exists(corpus):
             raise FileNotFoundError(f"corpus {corpus} does not exist")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        clip = load_trained_clip(args.checkpoint, device=device)
-        results = evaluate(
-            clip,
-            EvalSettings(
-                batch_size=args.batch_size,
-                workers=args.workers,
-                device=device,
-                bf16=device.startswith("cuda"),
-            ),
-            corpus=args.corpus,
-            split=args.split,
-            zeroshot=args.zeroshot,
-            templates=read_templates(args.templates),
-            zeroshot_split=args.zeroshot_split,
-            zeroshot_ratios=None
-            if args.zeroshot_splits == "all"
-            else SplitRatios.parse(args.zeroshot_splits),
-        )
-    except ValueError as e:
-        if not hasattr(e, "reason") and not str(e).startswith("templates_invalid"):
-            raise
-        print(f"medcorpus eval: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    clip = load_trained_clip(args.checkpoint, device=device)
+    results = evaluate(
+        clip,
+        EvalSettings(
+            batch_size=args.batch_size,
+            workers=args.workers,
+            device=device,
+            bf16=device.startswith("cuda"),
+        ),
+        corpus=args.corpus,
+        split=args.split,
+        zeroshot=args.zeroshot,
+        templates=read_templates(args.templates),
+        zeroshot_split=args.zeroshot_split,
+        zeroshot_ratios=None if args.zeroshot_splits == "all" else SplitRatios.parse(args.zeroshot_splits),
+    )
     for part, what in (
         ("retrieval", f"split {args.split} of {args.corpus}"),
         ("zeroshot", f"{args.zeroshot}"),

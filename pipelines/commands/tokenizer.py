@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-
-EXIT_BAD_INPUT = 2
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,20 +37,14 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     from models.clip.corpus_index import CorpusIndex, RowFilter, iter_captions
     from models.clip.tokenizer import hf_tokenizer_info, train_wordpiece
 
-    try:
-        index = CorpusIndex.build(args.corpus, RowFilter(splits=(args.split,)))
-        out = train_wordpiece(
-            iter_captions(index),
-            args.out,
-            args.vocab_size,
-            lowercase=not args.cased,
-            min_frequency=args.min_frequency,
-        )
-    except ValueError as e:
-        if not hasattr(e, "reason"):
-            raise
-        print(f"medcorpus tokenizer train: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    index = CorpusIndex.build(args.corpus, RowFilter(splits=(args.split,)))
+    out = train_wordpiece(
+        iter_captions(index),
+        args.out,
+        args.vocab_size,
+        lowercase=not args.cased,
+        min_frequency=args.min_frequency,
+    )
     vocab, _ = hf_tokenizer_info(out)
     print(json.dumps({"tokenizer": str(out), "vocab_size": vocab, "rows": index.num_rows}))
     return 0

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
-
-EXIT_BAD_INPUT = 2
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -162,27 +159,18 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         device=args.device,
         progress=not args.no_progress,
     )
-    try:
-        summary = train(cfg)
-    except ValueError as e:
-        if not hasattr(e, "reason"):
-            raise
-        print(f"medcorpus train: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    summary = train(cfg)  # errors a user can fix reach the CLI's one error path (pipelines.cli)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary, indent=2))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m pipelines.commands.train ...`: the train command alone (what torchrun can also launch)."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
-    )
-    parser = argparse.ArgumentParser(prog="medcorpus")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args, [])
+    """`python -m pipelines.commands.train ...`: the train command alone (what torchrun launches), through
+    the same command line, logging and error path as `medcorpus train`."""
+    from pipelines.cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
