@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import uuid
-from urllib.parse import urlsplit
 
 from connectors import fs
 from connectors.corpus import CARD, DATA_DIR, MANIFEST, REJECTS_DIR, CorpusFolderError, read_manifest
@@ -33,9 +32,9 @@ _SHARD_NAME = re.compile(r"^[A-Za-z0-9_.]+-\d{5}-of-\d{5}\.parquet(\.tmp-[0-9a-f
 
 
 def _normal(url: str) -> str:
-    if urlsplit(url).scheme in ("", "file"):
-        return os.path.realpath(url.removeprefix("file://"))
-    return url.rstrip("/")
+    """A comparable form: local paths absolute with links resolved, URLs without a trailing slash."""
+    url = url.removeprefix("file://")
+    return os.path.realpath(fs.absolute(url)) if "://" not in url else url.rstrip("/")
 
 
 def same_or_nested(a: str, b: str) -> bool:
