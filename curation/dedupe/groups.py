@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 # Strongest evidence first: when two levels link the same pair, the stronger one is reported.
 LEVELS = ("exact_image", "exact_caption", "phash", "image_embedding", "caption_embedding")
-IMAGE_LEVELS = ("exact_image", "phash", "image_embedding")
 _LICENSE_RANK = {"commercial": 0, "noncommercial": 1, "other": 2}
 
 
