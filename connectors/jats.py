@@ -49,10 +49,14 @@ _NOT_THE_FLOATS_IMAGE = frozenset(
         "inline-formula", "chem-struct", "chem-struct-wrap", "supplementary-material", "media", "boxed-text",
     }
 )  # fmt: skip
-_THUMB_WORDS = ("thumb", "icon")
+_THUMB_WORDS = ("thumb", "icon", "preview")
+_WEB_WORDS = ("web", "online", "screen")
+_NAMED_SIZE = re.compile(r"(\d{2,5})\s*[x\u00d7]\s*(\d{2,5})")
+_PREVIEW_SIDE = 400
 _THUMB_HREF = re.compile(r"(?i)[._-]thumb(nail)?$")
 _REAL_EXTENSION = re.compile(r"\.([A-Za-z]{2,4})$")
 _YEAR = re.compile(r"\d{4}")
+_AFTER_TAG_NAME = (b" ", b"\t", b"\r", b"\n", b">", b"/")
 _FORBIDDEN_ERRORS = frozenset({etree.ErrorTypes.ERR_RESOURCE_LIMIT, etree.ErrorTypes.ERR_ENTITY_LOOP})
 
 
@@ -79,7 +83,10 @@ class FigureGraphic:
     caption: str
     group_caption: str | None
     mentions: list[str]
-    href: str  # the graphic's xlink:href as written
+    href: str  # the chosen rendition's xlink:href as written
+    # Other renditions of the same image, best first (an <alternatives> group, print/online twins): the
+    # package's actual pixel sizes can still overrule the markup (connectors.pmc_figures).
+    alternatives: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -122,16 +129,62 @@ def _parse(xml: bytes) -> etree._Element:
     data = bytes(xml)
     if not data:
         raise JatsError("xml_malformed", "the document is empty")
-    parser = _parser()
-    try:
-        root = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError as exc:
-        root = _parse_with_undeclared_prefixes(data, parser.error_log, exc)
+    root = _parse_without_reference_lists(data)
+    if root is None:
+        parser = _parser()
+        try:
+            root = etree.fromstring(data, parser)
+        except etree.XMLSyntaxError as exc:
+            root = _parse_with_undeclared_prefixes(data, parser.error_log, exc)
     dtd = root.getroottree().docinfo.internalDTD
     if dtd is not None and next(dtd.iterentities(), None) is not None:
         names = ", ".join(entity.name for entity in dtd.iterentities())
         raise JatsError("xml_forbidden", f"the DOCTYPE declares entities ({names})")
     return root
+
+
+def _parse_without_reference_lists(data: bytes) -> etree._Element | None:
+    """The tree without its ``<ref-list>`` elements, or None when that shortcut does not apply.
+
+    Reference lists are a third to a half of an article's bytes and hold no figure, caption or
+    mention, so they are cut out of the bytes before libxml2 builds a tree of them (found with
+    ``bytes.find``: a regular expression over the whole document costs more than it saves). The checks
+    for well-formedness and forbidden entities apply to what is parsed. Any doubt (a namespace prefix,
+    an unbalanced cut, a parse error, say from a ``ref-list`` tag inside a comment) ends in None and
+    the caller parses the whole document.
+    """
+    kept: list[bytes] = []
+    depth = position = cut_start = 0
+    scan = data.find(b"<ref-list")
+    if scan < 0:
+        return None
+    while True:
+        start, end = data.find(b"<ref-list", scan), data.find(b"</ref-list", scan)
+        if end < 0:
+            break
+        tag = start if 0 <= start < end else end
+        close = data.find(b">", tag)
+        if close < 0:
+            return None
+        scan = close + 1
+        if tag == end:
+            depth -= 1
+            if depth < 0:
+                return None
+            if depth == 0:
+                kept.append(data[position:cut_start])
+                position = scan
+        elif data[tag + 9 : tag + 10] in _AFTER_TAG_NAME and data[close - 1] != 0x2F:  # not <ref-list/>
+            if depth == 0:
+                cut_start = tag
+            depth += 1
+    if depth != 0 or not kept:
+        return None
+    kept.append(data[position:])
+    try:
+        return etree.fromstring(b"".join(kept), _parser())
+    except etree.XMLSyntaxError:
+        return None
 
 
 def _parse_with_undeclared_prefixes(
@@ -203,7 +256,7 @@ def _floats(article: etree._Element) -> tuple[list[FigureGraphic], list[SkippedF
         caption = caption_text(element.find("caption"))
         group_caption = _group_caption(element)
         cited_by = mentions.of(element)
-        for index, href in enumerate(graphics):
+        for index, (href, *alternatives) in enumerate(graphics):
             key = base_key if len(graphics) == 1 else f"{base_key}/{_letters(index)}"
             figures.append(
                 FigureGraphic(
@@ -214,61 +267,138 @@ def _floats(article: etree._Element) -> tuple[list[FigureGraphic], list[SkippedF
                     group_caption=group_caption,
                     mentions=list(cited_by),
                     href=href,
+                    alternatives=alternatives,
                 )
             )
     return figures, skipped
 
 
-def _chosen_graphics(float_element: etree._Element) -> tuple[list[str], bool]:
-    """Hrefs of the float's images in document order, and whether it had any graphic element at all.
+def _chosen_graphics(float_element: etree._Element) -> tuple[list[list[str]], bool]:
+    """The float's images in document order, each as its renditions' hrefs (best first), and whether the
+    float had any graphic element at all.
 
-    Each ``<alternatives>`` is one image (its best graphic); loose graphics are one image each,
-    except that loose thumbnails are previews of the float's full images and count only when the
-    float has nothing else.
+    Each ``<alternatives>`` is one image. Loose graphics are one image each, except that graphics with
+    the same name in two formats ("f1.eps" beside "f1.jpg") or a print / online pair are one image, and
+    loose thumbnails are previews of the float's full images that count only when it has nothing else.
     """
-    images: list[tuple[bool, etree._Element]] = []  # (is an <alternatives> choice, graphic)
-    had_graphics = _gather_graphics(float_element, images)
-    thumbs = [_is_thumb(graphic) for _, graphic in images]
-    if not all(thumbs):
-        images = [image for image, thumb in zip(images, thumbs, strict=True) if image[0] or not thumb]
-    return [_href(graphic) for _, graphic in images], had_graphics
-
-
-def _gather_graphics(element: etree._Element, images: list[tuple[bool, etree._Element]]) -> bool:
+    images: list[tuple[bool, list[etree._Element]]] = []  # (an <alternatives> group?, renditions)
+    group_of: dict[etree._Element, list[etree._Element]] = {}
     had_graphics = False
-    for child in element:
-        tag = child.tag
-        if tag == "graphic":
-            had_graphics = True
-            if _href(child):
-                images.append((False, child))
-        elif tag == "alternatives":
-            candidates = [g for g in child if g.tag == "graphic"]
-            had_graphics = had_graphics or bool(candidates)
-            candidates = [g for g in candidates if _href(g)]
-            if candidates:
-                images.append((True, min(candidates, key=_preference)))
-        elif isinstance(tag, str) and tag not in _NOT_THE_FLOATS_IMAGE:
-            had_graphics = _gather_graphics(child, images) or had_graphics
-    return had_graphics
+    for graphic in float_element.iter("graphic"):
+        parent = graphic.getparent()
+        if not _belongs_to(parent, float_element):
+            continue
+        had_graphics = True
+        if not _href(graphic):
+            continue
+        if parent.tag == "alternatives":
+            if parent not in group_of:
+                group_of[parent] = []
+                images.append((True, group_of[parent]))
+            group_of[parent].append(graphic)
+        else:
+            images.append((False, [graphic]))
+    if len(images) > 1:
+        if sum(1 for grouped, _ in images if not grouped) > 1:
+            images = _merge_loose_renditions(images)
+        thumbs = [all(_is_thumb(g) for g in graphics) for _, graphics in images]
+        if not all(thumbs):
+            images = [image for image, thumb in zip(images, thumbs, strict=True) if image[0] or not thumb]
+    return [
+        [_href(g) for g in (sorted(graphics, key=_rendition_rank) if len(graphics) > 1 else graphics)]
+        for _, graphics in images
+    ], had_graphics
 
 
-def _preference(graphic: etree._Element) -> tuple[bool, int]:
-    """Full image before thumbnail, then the raster format Pillow reads best; ties keep document order."""
+def _belongs_to(element: etree._Element, float_element: etree._Element) -> bool:
+    """Whether a graphic whose parent is ``element`` is the float's own (not a nested float's, a
+    formula's or the caption's)."""
+    while element is not float_element:
+        if element.tag in _NOT_THE_FLOATS_IMAGE:
+            return False
+        element = element.getparent()
+    return True
+
+
+def _merge_loose_renditions(
+    images: list[tuple[bool, list[etree._Element]]],
+) -> list[tuple[bool, list[etree._Element]]]:
+    """Loose graphics that are one image in several formats become one image (at the first one's place)."""
+    loose = [graphics[0] for grouped, graphics in images if not grouped]
+    media = [_medium(g) for g in loose]
+    if len(loose) == 2 and sorted(media) == ["online", "print"]:
+        same_image = {id(g): 0 for g in loose}
+    else:
+        stems: dict[str, int] = {}
+        same_image = {id(g): stems.setdefault(_stem(g), len(stems)) for g in loose}
+    merged: list[tuple[bool, list[etree._Element]]] = []
+    slot_of: dict[int, int] = {}
+    for grouped, graphics in images:
+        if grouped:
+            merged.append((grouped, graphics))
+            continue
+        image = same_image[id(graphics[0])]
+        if image in slot_of:
+            merged[slot_of[image]][1].append(graphics[0])
+        else:
+            slot_of[image] = len(merged)
+            merged.append((False, list(graphics)))
+    return merged
+
+
+def _stem(graphic: etree._Element) -> str:
+    name = (_href(graphic) or "").strip().rsplit("/", 1)[-1]
+    return _REAL_EXTENSION.sub("", name).lower()
+
+
+def _medium(graphic: etree._Element) -> str:
+    """ "print", "online" or "" from a graphic's content-type / specific-use."""
+    marks = f"{graphic.get('content-type') or ''} {graphic.get('specific-use') or ''}".lower()
+    if "print" in marks:
+        return "print"
+    if any(word in marks for word in _WEB_WORDS):
+        return "online"
+    return ""
+
+
+def _rendition_rank(graphic: etree._Element) -> tuple[bool, int, float, bool, int]:
+    """Which rendition of one image to use; lower is better, ties keep document order.
+
+    1. a full image before a preview (a thumbnail word, or an attribute naming a size of at most
+       ``_PREVIEW_SIDE`` pixels such as SciELO's ``scielo-267x140``);
+    2. a format every reader decodes (JPEG, PNG, or no extension: legacy PMC hrefs name the JPEG
+       without it) before GIF and TIFF, before what Pillow cannot read (EPS, SVG, PDF);
+    3. the larger of two sizes named by attributes (an unmarked rendition counts as the original);
+    4. a rendition marked for the web / online before one marked for print;
+    5. JPEG before PNG.
+    """
     href = _href(graphic) or ""
     _, ext = split_image_extension(href)
     if ext:
         rank = IMAGE_FORMAT_RANK[ext]
+        decodable = 0 if ext in (".jpg", ".jpeg", ".png") else 1
     else:
-        # "x.svg", "x.eps": a format Pillow cannot read; "pone.0000217.g001": no extension at all.
-        rank = 9 if _REAL_EXTENSION.search(href) else 0
-    return _is_thumb(graphic), rank
+        rank, decodable = (9, 2) if _REAL_EXTENSION.search(href) else (0, 0)
+    area = _named_area(graphic)
+    return _is_thumb(graphic), decodable, -area, _medium(graphic) != "online", rank
+
+
+def _named_area(graphic: etree._Element) -> float:
+    """Pixels of the size an attribute names ("scielo-267x140"); infinite when none is named."""
+    for attribute in ("content-type", "specific-use"):
+        match = _NAMED_SIZE.search(graphic.get(attribute) or "")
+        if match:
+            return float(int(match.group(1)) * int(match.group(2)))
+    return float("inf")
 
 
 def _is_thumb(graphic: etree._Element) -> bool:
     for attribute in ("content-type", "specific-use", _XLINK_ROLE):
         value = (graphic.get(attribute) or "").lower()
         if any(word in value for word in _THUMB_WORDS):
+            return True
+        match = _NAMED_SIZE.search(value)
+        if match and max(int(match.group(1)), int(match.group(2))) <= _PREVIEW_SIDE:
             return True
     stem, _ = split_image_extension(_href(graphic) or "")
     return bool(_THUMB_HREF.search(stem))

@@ -47,9 +47,9 @@ def test_pone_legacy_article():
     assert [f.key for f in parsed.figures] == ["pone-0000217-g001", "pone-0000217-g002", "pone-0000217-g003"]
     assert [f.href for f in parsed.figures] == ["pone.0000217.g001", "pone.0000217.g002", "pone.0000217.g003"]
     assert {f.kind for f in parsed.figures} == {"figure"}
-    # hair spaces around "=" become plain spaces; the subscript joins its word
+    # hair spaces around "=" become plain spaces; the subscript keeps its meaning
     assert parsed.figures[1].caption == (
-        "Predicted equilibrium fitness as a function of phenotypic complexity (ne). Results are shown for "
+        "Predicted equilibrium fitness as a function of phenotypic complexity (n_e). Results are shown for "
         "populations of size 100 (black), ten (grey), and three (white). An exponential fitness decline in "
         "which Q = 1 was used (yielding a fitness function of f(d) = exp(\u2212d)). Circles indicate the "
         "average fitness reached in the simulation model; curves indicate the analytical results."
@@ -80,16 +80,16 @@ def test_bmc_paragraph_only_captions():
         "are formed, leading to the formation of holin holes. Addition of the energy poison KCN halts further "
         "holin production and abolishes the pmf. This figure is adapted from Wang et al. [28] and White et al. [40]."
     )
-    # italics and subscripts with trailing spaces inside them
+    # italics and subscripts with trailing spaces inside them; scripts keep their meaning (t_L, x², t_{KCN})
     assert parsed.figures[3].caption == (
-        "Effects of tKCN (timing of KCN addition). (A) On time delay tL - tKCN. The solid curve shows the "
-        "quadratic fit of y = 54.52 - 1.09x + 0.02(x - 36.57)2. Error bars indicate the associated SDs. As an "
-        "example, when tKCN = 45 min, the observed tL is 50.11 min, thus the time delay is tL - tKCN = 5.11 min. "
-        "(B) On lysis time SD (closed circles) and CV (closed triangles). Solid curve shows the quadratic fit of "
-        "SD against tKCN (y = 13.24 - 0.28x + 0.01(x - 36.57)2)."
+        "Effects of t_{KCN} (timing of KCN addition). (A) On time delay t_L - t_{KCN}. The solid curve shows the "
+        "quadratic fit of y = 54.52 - 1.09x + 0.02(x - 36.57)\u00b2. Error bars indicate the associated SDs. As "
+        "an example, when t_{KCN} = 45 min, the observed t_L is 50.11 min, thus the time delay is t_L - t_{KCN} = "
+        "5.11 min. (B) On lysis time SD (closed circles) and CV (closed triangles). Solid curve shows the "
+        "quadratic fit of SD against t_{KCN} (y = 13.24 - 0.28x + 0.01(x - 36.57)\u00b2)."
     )
     assert any(
-        m.startswith("The effects of tKCN on lysis time SDs and CVs are shown in Figure 4B.")
+        m.startswith("The effects of t_{KCN} on lysis time SDs and CVs are shown in Figure 4B.")
         for m in parsed.figures[3].mentions
     )
 
@@ -112,8 +112,8 @@ def test_ehp_floats_group_and_mentions():
     assert [f.label for f in parsed.figures] == ["Figure 1", "Figure 2", "Figure 3"]
     assert [f.href for f in parsed.figures] == ["ehp-116-1694f1", "ehp-116-1694f2", "ehp-116-1694f3"]
     assert parsed.figures[0].caption == (
-        "Exposure to PBDE-47 depressed circulating concentrations of total T4 in males and females (A), but had "
-        "no effect on total T3 in males (B). *p < 0.05 compared with control."
+        "Exposure to PBDE-47 depressed circulating concentrations of total T\u2084 in males and females (A), but "
+        "had no effect on total T\u2083 in males (B). *p < 0.05 compared with control."
     )
     # Figure 3 is cited three times in two paragraphs: each paragraph once, in document order
     mentions = parsed.figures[2].mentions
@@ -122,7 +122,9 @@ def test_ehp_floats_group_and_mentions():
         "Gene transcripts for TR\u03b1 were elevated 37% in the brain of females (p = 0.002)"
     )
     assert mentions[1].startswith("Dietary PBDE-47 exposure also altered mRNA abundance for the TH-regulated")
-    assert parsed.figures[0].mentions[0].startswith("We observed decreased plasma T4 levels in both sexes")
+    assert (
+        parsed.figures[0].mentions[0].startswith("We observed decreased plasma T\u2084 levels in both sexes")
+    )
 
 
 ELIFE_LABELS = [
@@ -220,7 +222,7 @@ def test_caption_is_title_and_every_paragraph():
 
 def test_words_are_neither_glued_nor_split():
     assert case("peer_failures.xml")["f6"].caption == (
-        "Ultrasound of the liver end. Next sentence with pR and 10\u22123 M. Items: (a) one two"
+        "Ultrasound of the liver end. Next sentence with p_R and 10\u207b\u00b3 M. Items: (a) one two"
     )
 
 
@@ -565,3 +567,45 @@ def test_resolve_misses_and_other_formats():
     assert resolve_href("", ["x.jpg"]) is None
     assert resolve_href("f9.eps", ["F9.EPS", "f9.pdf"]) == "F9.EPS"
     assert resolve_href("figures/x.jpg", iter(["x.jpg"])) == "x.jpg"
+
+
+# --- issue 10's long tail (hand-made after real OUP, Springer, IOP and SciELO markup) -------------------
+
+
+def test_formula_given_only_as_tex_keeps_its_tex_body():
+    figures = case("long_tail.xml")
+    assert figures["oup1"].caption == "Correlations between \\alpha and \\beta_{1} with 95% CI."
+    # PMC's \documentclass ... \begin{document}$$...$$\end{document} wrapper is not the formula
+    assert figures["spr1"].caption == "Fit of R^2 = 0.93 to the data."
+    # IOP hides the TeX in a <?CDATA ...?> processing instruction
+    assert figures["iop1"].caption == "Spectra at T = 300\\,\\mathrm{K} for sample A."
+
+
+def test_formula_with_mathml_and_tex_is_written_once():
+    assert case("long_tail.xml")["both"].caption == "Growth as x\u00b2 over time."
+
+
+def test_superscripts_and_subscripts_keep_their_meaning():
+    assert case("long_tail.xml")["f7"].caption == (
+        "Detection down to 10\u2077 fM (0.5 mg L\u207b\u00b9) of CO\u2082 and Ca\u00b2\u207a, the 5th day, "
+        "V_{max} and footnote^a."
+    )
+
+
+def test_sized_preview_is_never_the_figure_image():
+    figure = case("long_tail.xml")["f6"]
+    # SciELO: the .tif original, a "scielo-267x140" preview and the full-size web PNG
+    assert figure.href == "1518-8345-rlae-29-e3285-gf1.png"
+    assert figure.alternatives == ["1518-8345-rlae-29-e3285-gf1.tif", "1518-8345-rlae-29-e3285-gf1.jpg"]
+
+
+def test_print_and_online_renditions_are_one_figure():
+    figures = case("long_tail.xml")
+    assert figures["iop1"].href == "jpcm123456f03_online.jpg"
+    assert figures["iop1"].alternatives == ["jpcm123456f03_pr.eps"]
+    assert figures["twoformats"].href == "f4.jpg"
+    assert "iop1/a" not in figures and "twoformats/a" not in figures
+
+
+def test_empty_href_alternative_loses_to_the_real_one():
+    assert case("long_tail.xml")["f8"].href == "f8.png"
