@@ -11,18 +11,31 @@ Mentions come from one of two places:
 * an installed `en_core_sci_*` model (the default `model="auto"` picks one if any is installed): its
   NER spans are the mentions. Not exercised here (no such model is installed; none is downloaded).
 
-Linking is scispacy's: `CandidateGenerator` (char-3-gram TF-IDF + nmslib k-NN) and `EntityLinker`
-(threshold, abbreviation long forms), with `filter_for_definitions=False` (scispacy's default demands a
-0.95 score of the ~93% of UMLS concepts that have no definition). Candidates are cut to the wanted
-semantic types before the best one is taken. In n-gram mode a span is scored only against aliases with
-as many words (every shorter and longer span is scored on its own, so "structure" does not take
-"Ear structure"), and among near-exact matches (>= `near_exact`) the longest span wins. A mention of
-four characters or fewer must equal an alias
-of the concept (case-sensitively when the alias is an acronym), so "us", "ms" or "PE" in prose do not
-become concepts by 3-gram similarity alone.
+Linking, for each mention (its abbreviation long form when scispacy's detector found one):
+1. exact look-up in the variant index (variants.py): every alias, its plurals, derived adjectives
+   ("renal", "endoscopic"), hyphen spellings, and `curation/data/derived_forms.tsv`; an alias scores
+   1.0, a variant `VARIANT_SCORE` (0.95);
+2. else scispacy's `CandidateGenerator` (char-3-gram TF-IDF + nmslib k-NN) scores the mention as
+   `EntityLinker` would (best similarity over `threshold`; no `filter_for_definitions`, which demands a
+   0.95 score of the ~93% of UMLS concepts that have no definition). In n-gram mode a span is scored only
+   against aliases with as many content words (stop words are not counted: "carcinoma of the breast" is
+   compared with "Carcinoma of breast", but "structure" not with "Ear structure"). Only spans whose every
+   content word resembles a word of some alias (3-gram Dice >= `word_dice`, 0.7) are sent there: a span with
+   another word cannot reach the threshold, and skipping it is most of the tagger's speed on distinct
+   captions. Identifiers mixing letters and digits ("HCC1937", "CD34") link only exactly, and a one-word
+   participle ("tested") never links by similarity to a noun ("Testis").
+Candidates are cut to the wanted semantic types before the best one is taken. A mention of four
+characters or fewer must equal an alias (case-sensitively when the alias is an acronym) or be a variant
+of a word ("nevi"), so "us", "ms" or "pets" in prose do not become concepts. The stored score is the score
+that passed the threshold.
 
-Speed: the tokenizer runs through `nlp.pipe`; all n-grams of a batch go to the candidate generator in
-one call (one `knnQueryBatch`), and results are cached per distinct mention text.
+Choosing: best score, then longest, then leftmost, except that among near-exact matches (>=
+`near_exact`) the longest span wins ("non-small cell lung cancer" over "small cell lung cancer": n-grams
+count words, so hyphens do not push a term past `max_ngram`). A linked mention the caption uses in
+another sense ("femoral head", "right-hand side", "CD34-PE", "mean CT 18.2") is dropped (senses.py).
+
+Speed: the tokenizer runs through `nlp.pipe`; all spans of a batch that need the candidate generator go
+to it in one call (one `knnQueryBatch`), and links are cached per distinct mention text.
 """
 
 from __future__ import annotations
@@ -38,23 +51,36 @@ from pathlib import Path
 from typing import Any
 
 from curation.concepts.kb import KbIdentity, LoadedKb, load_kb
-from curation.concepts.semtypes import DEFAULT_SEMTYPE_GROUPS, resolve_semtypes
+from curation.concepts.semtypes import DEFAULT_SEMTYPE_GROUPS, SEMANTIC_GROUPS, resolve_semtypes
+from curation.concepts.senses import Token, wrong_sense
+from curation.concepts.variants import (
+    EXACT_SCORE,
+    build_variant_index,
+    normalize,
+    read_derived_table,
+)
 from schemas import Concept
 
 log = logging.getLogger(__name__)
 
 SCISPACY_MODELS = ("en_core_sci_scibert", "en_core_sci_lg", "en_core_sci_md", "en_core_sci_sm")
-ENTITY_LABEL = "ENTITY"  # spaCy drops doc.ents spans without a label
 SHORT_MENTION_CHARS = 4
 # Tokens a mention may contain but not start or end with.
 _INNER_PUNCT = {"-", "/", "'s", "'", "’s"}
 
 
 _WORD = re.compile(r"[^\W_]+(?:['’]s)?")
+# A letter next to a digit: an identifier (cell line, marker, gene), never a fuzzy match of a name.
+_IDENTIFIER = re.compile(r"[^\W\d_]\d|\d[^\W\d_]")
+_ANATOMY_TYPES = SEMANTIC_GROUPS["anatomy"]
+# Words a name may hold that do not count towards its length ("carcinoma of the breast" has two words,
+# as "Carcinoma of breast" has). Only these: spaCy's stop words include "down" (Down syndrome).
+_FUNCTION_WORDS = frozenset(["of", "the", "a", "an", "in", "on", "with", "and", "for", "to", "by", "at"])
 
 
-def _word_count(text: str) -> int:
-    return len(_WORD.findall(text))
+def _trigrams(word: str) -> frozenset[str]:
+    padded = f" {word} "
+    return frozenset(padded[i : i + 3] for i in range(len(padded) - 2))
 
 
 @dataclass(frozen=True)
@@ -117,6 +143,9 @@ class ConceptTagger:
     k: nearest neighbours looked up per mention.
     model: None (blank tokenizer + n-grams), "auto" (an installed en_core_sci_* model, else None) or a
       model name.
+    derived_forms: the curated variant table (default: curation/data/derived_forms.tsv).
+    word_dice: how much a content word must resemble some alias word (char-3-gram Dice) for its span to
+      be scored by similarity (no-model mode); lower it with `threshold` (0.6 suits a 0.7 threshold).
     Raises ConceptKbError("kb_missing" | "kb_incomplete" | "semtype_unknown" | "dependency_missing").
     """
 
@@ -132,6 +161,8 @@ class ConceptTagger:
         near_exact: float = 0.9,
         k: int = 10,
         model: str | None = "auto",
+        derived_forms: str | Path | None = None,
+        word_dice: float = 0.7,
         ef_search: int = 100,
         batch_size: int = 256,
         cache_size: int = 500_000,
@@ -154,7 +185,6 @@ class ConceptTagger:
         import spacy
         from scispacy.abbreviation import AbbreviationDetector  # noqa: F401  (registers the factory)
         from scispacy.candidate_generation import CandidateGenerator
-        from scispacy.linking import EntityLinker
 
         self.model = installed_scispacy_model() if model == "auto" else model
         if self.model:
@@ -166,18 +196,42 @@ class ConceptTagger:
         aliases, vectorizer, ann_index = self.loaded.linker_paths.load(ef_search=ef_search)
         generator_cls = _make_caching_generator(CandidateGenerator, cache_size)
         self.candidate_generator = generator_cls(ann_index, vectorizer, aliases, self.loaded.kb)
-        self.linker = EntityLinker(
-            candidate_generator=self.candidate_generator,
-            resolve_abbreviations=True,
-            k=k,
-            threshold=threshold,
-            filter_for_definitions=False,
-            max_entities_per_mention=k,
-        )
         self._alias_cache: dict[str, frozenset[str]] = {}
         self._link_cache: dict[tuple[str, str], _Link | None] = {}
         self._link_cache_size = cache_size
-        self._stop_words = self.nlp.Defaults.stop_words
+        self._link_hits = self._link_misses = 0
+        self._variant_cache: dict[str, dict[str, float]] = {}
+        self._stop_words = frozenset(self.nlp.Defaults.stop_words)
+
+        entities = self.loaded.kb.cui_to_entity
+        table = read_derived_table(derived_forms)
+        self.variants = build_variant_index(entities, table)
+        self._excluded_forms = table.excluded
+        self.anatomy_words = frozenset(
+            key
+            for key, cuis in self.variants.items()
+            if key.isalpha() and any(t in _ANATOMY_TYPES for c in cuis for t in entities[c].types)
+        )
+        # Words of the aliases, and an inverted 3-gram index over them, for the similarity prefilter.
+        self.word_dice = word_dice
+        self._alias_words = frozenset(w.lower() for a in aliases for w in _WORD.findall(a))
+        self._build_word_grams()
+        self._alias_like: dict[str, bool] = {}
+
+    def _build_word_grams(self) -> None:
+        """A binary alias-word x 3-gram matrix for `_classify_words`."""
+        import numpy as np
+        import scipy.sparse
+
+        words = sorted(self._alias_words)
+        grams = [_trigrams(w) for w in words]
+        self._gram_ids = {g: i for i, g in enumerate(sorted({g for gs in grams for g in gs}))}
+        rows = [i for i, gs in enumerate(grams) for _ in gs]
+        cols = [self._gram_ids[g] for gs in grams for g in gs]
+        self._word_gram_matrix = scipy.sparse.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(words), len(self._gram_ids))
+        )
+        self._alias_word_lengths = np.array([len(gs) for gs in grams], dtype=np.float32)
 
     @property
     def kb_identity(self) -> dict[str, Any]:
@@ -199,8 +253,15 @@ class ConceptTagger:
             warnings.filterwarnings("ignore", message=r"\[W036\]")
             docs = list(self.nlp.pipe(clean, batch_size=self.batch_size))
         mentions_per_doc = [self._mentions(doc) for doc in docs]
-        # One candidate-generator call (one nmslib knnQueryBatch) for every uncached mention of the batch.
-        self.candidate_generator([m.lookup for ms in mentions_per_doc for m in ms], self.k)
+        # One candidate-generator call (one nmslib knnQueryBatch) for every uncached span of the batch that
+        # may link by similarity.
+        pending = {
+            m.lookup for ms in mentions_per_doc for m in ms if (m.text, m.lookup) not in self._link_cache
+        }
+        self._classify_words(w for text in pending for w in _WORD.findall(text.lower()))
+        pending = {text for text in pending if self._needs_similarity(text)}
+        if pending:
+            self.candidate_generator(sorted(pending), self.k)
         return [self._link_doc(doc, ms) for doc, ms in zip(docs, mentions_per_doc, strict=True)]
 
     # -- mention candidates ---------------------------------------------------------------------------
@@ -230,13 +291,19 @@ class ConceptTagger:
         starts = [i for _, i in tokens]
         n = len(words)
         bound = [self._can_bound(words, i) for i in range(n)]
-        inner = [w in _INNER_PUNCT or any(c.isalnum() for c in w) for w in words]
+        is_word = [any(c.isalnum() for c in w) for w in words]
+        inner = [w in _INNER_PUNCT or is_word[i] for i, w in enumerate(words)]
         out = []
         for i in range(n):
             if not bound[i]:
                 continue
-            for j in range(i, min(n, i + self.max_ngram)):
+            n_words = 0
+            # max_ngram counts words, not tokens: "non-small cell lung cancer" is 5 words in 6 tokens.
+            for j in range(i, n):
                 if j > i and not inner[j]:
+                    break
+                n_words += is_word[j]
+                if n_words > self.max_ngram:
                     break
                 if bound[j]:
                     out.append((i, j + 1, starts[i], starts[j] + len(words[j])))
@@ -248,46 +315,132 @@ class ConceptTagger:
         if len(text) == 1:
             # A lone letter bounds a mention only as in "T cells" or "x-ray".
             return text.isupper() or (text.isalpha() and i + 1 < len(words) and words[i + 1] == "-")
+        if text.isupper() and text.isalpha():
+            return True  # an acronym ("US", "IT"), not the stop word it spells
         return any(c.isalpha() for c in text) and text.lower() not in self._stop_words
 
     # -- linking --------------------------------------------------------------------------------------
 
     def _best_link(self, span_text: str, lookup_text: str) -> _Link | None:
         key = (span_text, lookup_text)
-        if key not in self._link_cache:
+        if key in self._link_cache:
+            self._link_hits += 1
+        else:
+            self._link_misses += 1
             if len(self._link_cache) >= self._link_cache_size:
                 self._link_cache.clear()
             self._link_cache[key] = self._compute_best_link(span_text, lookup_text)
         return self._link_cache[key]
 
+    def _variant_hits(self, text: str) -> dict[str, float]:
+        hits = self._variant_cache.get(text)
+        if hits is None:
+            key = normalize(text)
+            hits = {}
+            for spelling in (key, key.replace("-", " "), key.replace("-", "")):
+                if spelling in self.variants:
+                    hits = self.variants[spelling]
+                    break
+            if len(self._variant_cache) >= self._link_cache_size:
+                self._variant_cache.clear()
+            self._variant_cache[text] = hits
+        return hits
+
+    def _needs_similarity(self, lookup_text: str) -> bool:
+        """Whether a span is left to the candidate generator: no exact name, and it could reach the threshold."""
+        if self._variant_hits(lookup_text) or _IDENTIFIER.search(lookup_text):
+            return False
+        words = _WORD.findall(lookup_text.lower())
+        content = [w for w in words if w not in _FUNCTION_WORDS] if self.model is None else words
+        return bool(content) and all(self._is_alias_like(w) for w in content)
+
+    def _is_alias_like(self, word: str) -> bool:
+        """Whether a word shares enough char-3-grams with some alias word to be part of a match."""
+        known = self._alias_like.get(word)
+        if known is None:
+            self._classify_words([word])
+            known = self._alias_like[word]
+        return known
+
+    def _classify_words(self, words: Iterable[str]) -> None:
+        """Decide `_is_alias_like` for new words at once: 3-gram Dice with every alias word, as one sparse
+        product (a loop over 3-gram posting lists costs more than the k-NN queries it saves)."""
+        import numpy as np
+        import scipy.sparse
+
+        new = [w for w in dict.fromkeys(words) if w not in self._alias_like]
+        for w in new:
+            if w in self._alias_words:
+                self._alias_like[w] = True
+        new = [w for w in new if w not in self._alias_like]
+        if not new:
+            return
+        rows, cols = [], []
+        for i, w in enumerate(new):
+            for gram in _trigrams(w):
+                j = self._gram_ids.get(gram)
+                if j is not None:
+                    rows.append(i)
+                    cols.append(j)
+        lengths = np.array([len(_trigrams(w)) for w in new], dtype=np.float32)
+        query = scipy.sparse.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(new), len(self._gram_ids))
+        )
+        shared = (query @ self._word_gram_matrix.T).tocoo()
+        dice = 2 * shared.data / (lengths[shared.row] + self._alias_word_lengths[shared.col])
+        best = np.zeros(len(new), dtype=np.float32)
+        np.maximum.at(best, shared.row, dice)
+        for w, score in zip(new, best, strict=True):
+            self._alias_like[w] = bool(score >= self.word_dice)
+
     def _compute_best_link(self, span_text: str, lookup_text: str) -> _Link | None:
-        """The best candidate over the threshold with a wanted semantic type, as EntityLinker scores it."""
+        """The best candidate over the threshold with a wanted semantic type, and the score that passed."""
+        short = lookup_text == span_text and len(span_text) <= SHORT_MENTION_CHARS
+        hits = self._variant_hits(lookup_text)
+        if hits:
+            for cui, score in sorted(hits.items(), key=lambda h: (-h[1], h[0])):
+                if not self._wanted(cui):
+                    continue
+                # A short exact match must be the alias itself, in case when an acronym ("US", not "us");
+                # a variant was generated from a word ("nevi" from "nevus"), never from an acronym.
+                if short and score >= EXACT_SCORE and not self._equals_alias(span_text, cui):
+                    continue
+                return _Link(cui, score)
+            return None
+        if not self._needs_similarity(lookup_text) or normalize(lookup_text) in self._excluded_forms:
+            return None
         candidates = self.candidate_generator([lookup_text], self.k)[0]
-        n_words = _word_count(lookup_text)
+        n_words = self._content_words(lookup_text)
+        participle = n_words == 1 and lookup_text.lower().endswith(("ed", "ing"))
         best: _Link | None = None
         for cand in candidates:
             if self.model is None:
                 # n-gram mode: every shorter and longer span is a candidate of its own, so a span is scored
-                # against aliases of its own word count only ("structure" is not "Ear structure").
-                score = max(
+                # against aliases of its own content-word count only ("structure" is not "Ear structure").
+                score, alias = max(
                     (
-                        s
+                        (s, a)
                         for a, s in zip(cand.aliases, cand.similarities, strict=True)
-                        if _word_count(a) == n_words
+                        if self._content_words(a) == n_words
                     ),
-                    default=0.0,
+                    default=(0.0, ""),
                 )
+                # "tested" is no variant of "testis": a participle matches only a participle.
+                if participle and not alias.lower().endswith(("ed", "ing")):
+                    continue
             else:
                 score = max(cand.similarities)
             if score <= self.threshold or (best is not None and score <= best.score):
                 continue
             if not self._wanted(cand.concept_id):
                 continue
-            short = lookup_text == span_text and len(span_text) <= SHORT_MENTION_CHARS
             if short and not self._equals_alias(span_text, cand.concept_id):
                 continue
             best = _Link(cand.concept_id, score)
         return best
+
+    def _content_words(self, text: str) -> int:
+        return sum(1 for w in _WORD.findall(text) if w.lower() not in _FUNCTION_WORDS)
 
     def _wanted(self, cui: str) -> bool:
         if self.semtypes is None:
@@ -309,15 +462,21 @@ class ConceptTagger:
         return False
 
     def _link_doc(self, doc: Any, mentions: list[_Mention]) -> list[Concept]:
-        from spacy.tokens import Span
-
+        tokens: list[Token] | None = None
+        text = ""
         scored = []
         for m in mentions:
             link = self._best_link(m.text, m.lookup)
-            if link is not None:
-                score, length = round(link.score, 4), m.end - m.start
-                near_exact = score >= self.near_exact
-                scored.append(((near_exact, length if near_exact else 0, score, length, -m.start), m, link))
+            if link is None:
+                continue
+            if tokens is None:  # built once, and only for a caption with a linked mention
+                tokens = [Token(t.text, bool(t.whitespace_)) for t in doc]
+                text = doc.text
+            if wrong_sense(tokens, m.start, m.end, link.cui, text, self.anatomy_words):
+                continue
+            score, length = round(link.score, 4), m.end - m.start
+            near_exact = score >= self.near_exact
+            scored.append(((near_exact, length if near_exact else 0, score, length, -m.start), m, link))
         # Best score, then longest, then leftmost, except that among near-exact matches the longest wins
         # ("congenital heart defect" at 0.93 over "heart" at 1.0). n-gram mode keeps non-overlapping spans.
         scored.sort(key=lambda s: s[0], reverse=True)
@@ -328,14 +487,9 @@ class ConceptTagger:
                 continue
             taken[m.start : m.end] = [True] * (m.end - m.start)
             chosen.append((m, link))
-        chosen.sort(key=lambda c: c[0].start)
 
-        # scispacy's EntityLinker links the chosen mentions (cache hits only), long forms resolved.
-        doc.ents = [Span(doc, m.start, m.end, label=ENTITY_LABEL) for m, _ in chosen]
-        self.linker(doc)
         concepts = []
-        for ent, (m, link) in zip(doc.ents, chosen, strict=True):
-            score = dict(ent._.kb_ents).get(link.cui, link.score)
+        for m, link in chosen:
             entity = self.loaded.kb.cui_to_entity[link.cui]
             concepts.append(
                 Concept(
@@ -344,7 +498,8 @@ class ConceptTagger:
                     semtypes=list(entity.types),
                     start=m.start_char,
                     end=m.end_char,
-                    score=round(float(score), 4),
+                    # The score that passed the threshold, not a re-scoring against other aliases.
+                    score=round(float(link.score), 4),
                 )
             )
         concepts.sort(key=lambda c: (c.start, c.end, c.cui))
@@ -352,5 +507,13 @@ class ConceptTagger:
 
     @property
     def cache_stats(self) -> dict[str, int]:
+        """Hits, misses and size of the per-text link cache, and of the candidate generator's cache."""
         g = self.candidate_generator
-        return {"hits": g.hits, "misses": g.misses, "size": len(g.cache)}
+        return {
+            "hits": self._link_hits,
+            "misses": self._link_misses,
+            "size": len(self._link_cache),
+            "generator_hits": g.hits,
+            "generator_misses": g.misses,
+            "generator_size": len(g.cache),
+        }
