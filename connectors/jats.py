@@ -20,6 +20,8 @@ Choices worth knowing:
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -56,7 +58,25 @@ _PREVIEW_SIDE = 400
 _THUMB_HREF = re.compile(r"(?i)[._-]thumb(nail)?$")
 _REAL_EXTENSION = re.compile(r"\.([A-Za-z]{2,4})$")
 _YEAR = re.compile(r"\d{4}")
+_CITING_REF_TYPES = ("fig", "table")
+# The commonest other ref-types, answered without lowercasing (an article cites references by the dozen).
+_NEVER_CITING_REF_TYPES = frozenset(
+    {"bibr", "aff", "fn", "table-fn", "corresp", "supplementary-material", "disp-formula", "sec"}
+)
 _AFTER_TAG_NAME = (b" ", b"\t", b"\r", b"\n", b">", b"/")
+# Tags a table-wrap may hold before its table (see _table_inside), with their end tags.
+_TABLE_WRAP_HEAD = (
+    (b"<label", b"</label"), (b"<caption", b"</caption"), (b"<object-id", b"</object-id"), (b"<graphic", b"</graphic")
+)  # fmt: skip
+_NOT_PLAIN_IN_TABLE = re.compile(rb"<(?:xref|fig|table|!|\?)")
+_STRUCTURE_IN_TABLE = re.compile(rb"<(?:fig|table|!|\?)")
+_READ_IN_FRONT = re.compile(
+    rb"<(?:xref|fig|table|!|\?|article-id|title-group|pub-date|kwd|abstract|article-meta|front)"
+)
+_READ_IN_FRONT_NOT_XREF = re.compile(
+    rb"<(?:fig|table|!|\?|article-id|title-group|pub-date|kwd|abstract|article-meta|front)"
+)
+_DOCTYPE_MARK = re.compile(rb"[\"'\[>]")
 _FORBIDDEN_ERRORS = frozenset({etree.ErrorTypes.ERR_RESOURCE_LIMIT, etree.ErrorTypes.ERR_ENTITY_LOOP})
 
 
@@ -123,6 +143,18 @@ def _parser(recover: bool = False) -> etree.XMLParser:
     )
 
 
+_THREAD = threading.local()
+
+
+def _thread_parser() -> etree.XMLParser:
+    """This thread's strict parser, made once: a parser costs as much to make as a small document to
+    parse, and lxml parsers may be reused by one thread (never shared between threads)."""
+    parser: etree.XMLParser | None = getattr(_THREAD, "parser", None)
+    if parser is None:
+        parser = _THREAD.parser = _parser()
+    return parser
+
+
 def _parse(xml: bytes) -> etree._Element:
     if not isinstance(xml, bytes | bytearray | memoryview):
         raise TypeError(f"parse_jats takes the document's bytes, not {type(xml).__name__}")
@@ -144,47 +176,265 @@ def _parse(xml: bytes) -> etree._Element:
 
 
 def _parse_without_reference_lists(data: bytes) -> etree._Element | None:
-    """The tree without its ``<ref-list>`` elements, or None when that shortcut does not apply.
+    """The tree without the parts of the document that are never read, or None when there is nothing
+    to cut or the cut document does not parse.
 
-    Reference lists are a third to a half of an article's bytes and hold no figure, caption or
-    mention, so they are cut out of the bytes before libxml2 builds a tree of them (found with
-    ``bytes.find``: a regular expression over the whole document costs more than it saves). The checks
-    for well-formedness and forbidden entities apply to what is parsed. Any doubt (a namespace prefix,
-    an unbalanced cut, a parse error, say from a ``ref-list`` tag inside a comment) ends in None and
-    the caller parses the whole document.
+    libxml2's time goes with bytes and elements, and an article's (last) ``<ref-list>`` is a third to
+    a half of its bytes, the rows and cells of its XHTML tables a third of its elements, its
+    contributors and affiliations a tenth; none holds a figure, a caption or a mention, so they are cut
+    out of the bytes before it builds a tree. They are found with ``bytes.find`` / ``rfind`` on long
+    needles (a regular expression over the whole document costs more than it saves), and the rest is
+    joined with one copy. Cuts start after the prolog, which is left whole: a DOCTYPE with an internal
+    subset (where entities are declared) is not cut at all, so the refusal of documents that declare
+    entities is decided on what the author wrote. The checks for well-formedness apply to what is
+    parsed. Any doubt (a namespace prefix, an unbalanced cut, a parse error, say from a ``ref-list``
+    tag inside a comment) ends in None and the caller parses the whole document.
     """
-    kept: list[bytes] = []
-    depth = position = cut_start = 0
-    scan = data.find(b"<ref-list")
-    if scan < 0:
+    found = _never_read(data)
+    if found is None:
         return None
-    while True:
-        start, end = data.find(b"<ref-list", scan), data.find(b"</ref-list", scan)
-        if end < 0:
-            break
-        tag = start if 0 <= start < end else end
-        close = data.find(b">", tag)
-        if close < 0:
+    cuts, span, tables_from = found
+    root = _parse_cut(data, cuts)
+    if root is None and span is not None:
+        # A nested list can fool the quick look for where the last one starts: walk its tags.
+        careful = _reference_list_span(data, careful=True)
+        if careful is not None and careful != span and careful[0] >= tables_from:
+            cuts = [cut for cut in cuts if cut[1] <= careful[0] or cut[0] >= careful[1]]
+            root = _parse_cut(data, sorted([*cuts, careful]))
+    return root
+
+
+def _never_read(data: bytes) -> tuple[list[tuple[int, int]], tuple[int, int] | None, int] | None:
+    """The byte ranges to cut (sorted), the reference list's among them, and where the search for
+    tables began; None when there is nothing to cut."""
+    root_start = _root_start(data)
+    if root_start is None:
+        return None
+    cuts: list[tuple[int, int]] = []
+    _authors_and_affiliations(data, root_start, cuts)
+    span = _reference_list_span(data, careful=False)
+    tables_from = cuts[-1][1] if cuts else root_start
+    if span is None or span[0] < tables_from:
+        span = None
+        _table_insides(data, tables_from, len(data), cuts)
+    else:
+        _table_insides(data, tables_from, span[0], cuts)
+        cuts.append(span)
+        _table_insides(data, span[1], len(data), cuts)
+    return (cuts, span, tables_from) if cuts else None
+
+
+def _root_start(data: bytes) -> int | None:
+    """Where the root element starts, past the XML declaration, comments, processing instructions and
+    a DOCTYPE; None for a DOCTYPE with an internal subset (``[...]``) or a prolog not understood."""
+    position = 0
+    for _ in range(64):
+        tag = data.find(b"<", position)
+        if tag < 0 or (tag != position and data[position:tag].strip(b" \t\r\n\xef\xbb\xbf")):
             return None
-        scan = close + 1
-        if tag == end:
-            depth -= 1
-            if depth < 0:
-                return None
-            if depth == 0:
-                kept.append(data[position:cut_start])
-                position = scan
-        elif data[tag + 9 : tag + 10] in _AFTER_TAG_NAME and data[close - 1] != 0x2F:  # not <ref-list/>
-            if depth == 0:
-                cut_start = tag
-            depth += 1
-    if depth != 0 or not kept:
-        return None
-    kept.append(data[position:])
+        if data.startswith(b"<?", tag):
+            end = data.find(b"?>", tag)
+            position = end + 2
+        elif data.startswith(b"<!--", tag):
+            end = data.find(b"-->", tag)
+            position = end + 3
+        elif data.startswith(b"<!DOCTYPE", tag):
+            end = _doctype_end(data, tag + 9)
+            position = end + 1
+        else:
+            return tag
+        if end < 0:
+            return None
+    return None
+
+
+def _doctype_end(data: bytes, position: int) -> int:
+    """The ``>`` that ends a DOCTYPE without an internal subset, skipping quoted ids; -1 otherwise."""
+    while True:
+        found = _DOCTYPE_MARK.search(data, position)
+        if found is None or found.group() == b"[":
+            return -1
+        if found.group() == b">":
+            return found.start()
+        position = data.find(found.group(), found.end()) + 1  # past the closing quote
+        if position == 0:
+            return -1
+
+
+def _parse_cut(data: bytes, cuts: list[tuple[int, int]]) -> etree._Element | None:
+    """``data`` without the (sorted, disjoint) ``cuts``, parsed; None when that is not well-formed."""
+    view = memoryview(data)
+    pieces: list[memoryview] = []
+    position = 0
+    for start, end in cuts:
+        pieces.append(view[position:start])
+        position = end
+    pieces.append(view[position:])
     try:
-        return etree.fromstring(b"".join(kept), _parser())
+        return etree.fromstring(b"".join(pieces), _thread_parser())
     except etree.XMLSyntaxError:
         return None
+
+
+def _reference_list_span(data: bytes, careful: bool) -> tuple[int, int] | None:
+    """Start and end of the last top-level ``<ref-list>...</ref-list>``, nested lists inside it included.
+
+    Found from the end, as reference lists sit there: only the list and what follows it are scanned.
+    Unless ``careful``, the opening tag nearest the last closing tag is taken to be its own, unless a
+    closing tag just before that one shows a nested list; a nested list further up makes that cut
+    unbalanced, which libxml2 rejects, and the caller asks again carefully: then tags are walked
+    backwards, a closing tag between an opening tag and the cursor being taken first.
+    """
+    end_tag = data.rfind(b"</ref-list")
+    if end_tag < 0:
+        return None
+    close = data.find(b">", end_tag)
+    if close < 0:
+        return None
+    if not careful:
+        inner = data.rfind(b"</ref-list>", max(end_tag - 256, 0), end_tag)
+        careful = inner >= 0 and not data[inner + 11 : end_tag].strip()
+    depth, cursor = 1, end_tag
+    while True:
+        open_tag = data.rfind(b"<ref-list", 0, cursor)
+        if open_tag < 0:
+            return None
+        if careful:
+            inner_end = data.rfind(b"</ref-list", open_tag, cursor)
+            if inner_end >= 0:  # a nested list closes after this opening tag: take its end first
+                depth += 1
+                cursor = inner_end
+                continue
+        tag_close = data.find(b">", open_tag, cursor)
+        if tag_close < 0 or data[open_tag + 9 : open_tag + 10] not in _AFTER_TAG_NAME:
+            return None
+        cursor = open_tag
+        if data[tag_close - 1] != 0x2F:  # <ref-list/> opens nothing
+            depth -= 1
+            if depth == 0:
+                return open_tag, close + 1
+
+
+def _authors_and_affiliations(data: bytes, start: int, cuts: list[tuple[int, int]]) -> None:
+    """Append to ``cuts`` what the article's ``<article-meta>`` holds between its ``</title-group>`` and
+    its first ``<pub-date``: in JATS's fixed order the contributors, affiliations and author notes, a
+    tenth of an article's elements, none of which is read.
+
+    The front comes first, so these are short searches; see _unread for what the cut may not hold.
+    (Cutting what lies between the dates and the abstract too, volume to permissions, cost as much
+    time as it saved.)
+    """
+    meta = data.find(b"<article-meta", start)
+    meta_end = data.find(b"</article-meta>", meta) if meta >= 0 else -1
+    title_end = data.find(b"</title-group>", meta, meta_end) if meta_end >= 0 else -1
+    dates = data.find(b"<pub-date", title_end, meta_end) if title_end >= 0 else -1
+    if dates >= 0 and _unread(data, title_end + 14, dates):
+        cuts.append((title_end + 14, dates))
+
+
+def _unread(data: bytes, start: int, end: int) -> bool:
+    """Whether ``data[start:end]`` in the article-meta holds nothing that is read: no ids, titles, dates,
+    keywords, abstract, figure, table, comment / CDATA / processing instruction, or xref that may cite
+    a float. An unbalanced cut does not parse, and the caller then parses the whole document."""
+    first = _READ_IN_FRONT.search(data, start, end)
+    return first is None or (
+        data[first.start() + 1] == 0x78  # "<xref"
+        and _READ_IN_FRONT_NOT_XREF.search(data, first.end(), end) is None
+        and not _may_cite_a_float(data, first.start(), end)
+    )
+
+
+def _table_insides(data: bytes, start: int, stop: int, cuts: list[tuple[int, int]]) -> None:
+    """Append to ``cuts`` the insides (rows, cells) of the ``<table>`` of each ``<table-wrap>`` in
+    ``data[start:stop]`` whose insides can only ever be skipped.
+
+    The text of a table-wrap is never prose (captions and labels are its own children, and it is
+    skipped inside paragraphs), and graphics inside a table are not the float's image, so the
+    ``<table>`` element stays, empty. A table is left whole unless it is the table-wrap's child (or
+    its ``<alternatives>``' child) after only a label, caption, object-id or graphic, and its insides
+    hold no figure, no nested table, no comment / CDATA / processing instruction, and no ``xref``
+    that could cite a float.
+    """
+    position = start
+    while True:
+        tag = data.find(b"<table-wrap", position, stop)
+        if tag < 0:
+            return
+        position = tag + 11
+        if data[position : position + 1] not in _AFTER_TAG_NAME:  # table-wrap-foot, table-wrap-group
+            continue
+        span = _table_inside(data, position, stop)
+        if span is not None:
+            cuts.append(span)
+            position = span[1]
+
+
+def _table_inside(data: bytes, position: int, stop: int) -> tuple[int, int] | None:
+    """The cut for the table of the table-wrap whose tag name ends at ``position``, if it is safe."""
+    close = data.find(b">", position, stop)
+    if close < 0 or data[close - 1] == 0x2F:
+        return None
+    position = close + 1
+    while True:  # the table-wrap's children up to its table, one tag at a time
+        tag = data.find(b"<", position, stop)
+        if tag < 0 or (tag != position and not data[position:tag].isspace()):
+            return None
+        if data.startswith(b"<table", tag):
+            if data[tag + 6 : tag + 7] not in _AFTER_TAG_NAME:
+                return None
+            close = data.find(b">", tag, stop)
+            end = data.find(b"</table>", close, stop) if close > 0 and data[close - 1] != 0x2F else -1
+            if end < 0:
+                return None
+            first = _NOT_PLAIN_IN_TABLE.search(data, close + 1, end)
+            if first is not None and (
+                data[first.start() + 1] != 0x78  # not "<xref": a figure, a table, "<!", "<?"
+                or _STRUCTURE_IN_TABLE.search(data, first.end(), end) is not None
+                or _may_cite_a_float(data, first.start(), end)
+            ):
+                return None
+            return close + 1, end
+        if data.startswith(b"<alternatives", tag) and data[tag + 13 : tag + 14] in _AFTER_TAG_NAME:
+            close = data.find(b">", tag, stop)
+            if close < 0 or data[close - 1] == 0x2F:
+                return None
+            position = close + 1
+            continue
+        for opening, closing in _TABLE_WRAP_HEAD:
+            if (
+                data.startswith(opening, tag)
+                and data[tag + len(opening) : tag + len(opening) + 1] in _AFTER_TAG_NAME
+            ):
+                close = data.find(b">", tag, stop)
+                if close > 0 and data[close - 1] != 0x2F:  # not self-closing: skip to its end tag
+                    close = data.find(closing, close, stop)
+                    close = data.find(b">", close, stop) if close >= 0 else -1
+                if close < 0:
+                    return None
+                position = close + 1
+                break
+        else:
+            return None
+
+
+def _may_cite_a_float(data: bytes, start: int, stop: int) -> bool:
+    """Whether some ``ref-type`` in ``data[start:stop]`` could read "fig" or "table" (any case)."""
+    position = start
+    while True:
+        found = data.find(b"ref-type", position, stop)
+        if found < 0:
+            return False
+        position = found + 8
+        value = data[position : position + 24].lstrip(b" \t\r\n=")
+        quote = value[:1]
+        if quote != b'"' and quote != b"'":
+            return True
+        end = value.find(quote, 1)
+        if end < 0:  # longer than any citing type
+            continue
+        value = value[1:end]
+        if b"&" in value or value.lower() in (b"fig", b"table"):  # "&#102;ig" reads "fig"
+            return True
 
 
 def _parse_with_undeclared_prefixes(
@@ -237,15 +487,17 @@ def _drop_default_namespace(root: etree._Element) -> None:
 
 
 def _floats(article: etree._Element) -> tuple[list[FigureGraphic], list[SkippedFloat]]:
-    mentions = _Mentions(article)
+    floats, citing = _floats_and_citing_xrefs(article)
+    mentions = _Mentions(citing)
     figures: list[FigureGraphic] = []
     skipped: list[SkippedFloat] = []
     used_keys: set[str] = set()
     counts = {"fig": 0, "table-wrap": 0}
-    for element in article.iter("fig", "table-wrap"):
-        counts[element.tag] += 1
-        kind = "figure" if element.tag == "fig" else "table"
-        base_key = element.get("id") or f"{'fig' if kind == 'figure' else 'table'}-{counts[element.tag]}"
+    for element in floats:
+        tag = element.tag
+        counts[tag] += 1
+        kind = "figure" if tag == "fig" else "table"
+        base_key = element.get("id") or f"{'fig' if kind == 'figure' else 'table'}-{counts[tag]}"
         graphics, had_graphics = _chosen_graphics(element)
         if not graphics:
             if kind == "figure" or had_graphics:
@@ -253,9 +505,12 @@ def _floats(article: etree._Element) -> tuple[list[FigureGraphic], list[SkippedF
                 skipped.append(SkippedFloat(_unique(base_key, used_keys), kind, "no_graphic", detail))
             continue
         label = _label(element)
-        caption = caption_text(element.find("caption"))
-        group_caption = _group_caption(element)
-        cited_by = mentions.of(element)
+        caption = caption_text(next(element.iterchildren("caption"), None))
+        groups = list(element.iterancestors("fig-group", "table-wrap-group"))
+        group_caption = (
+            (caption_text(next(groups[0].iterchildren("caption"), None)) or None) if groups else None
+        )
+        cited_by = mentions.of(element, groups)
         for index, (href, *alternatives) in enumerate(graphics):
             key = base_key if len(graphics) == 1 else f"{base_key}/{_letters(index)}"
             figures.append(
@@ -273,6 +528,28 @@ def _floats(article: etree._Element) -> tuple[list[FigureGraphic], list[SkippedF
     return figures, skipped
 
 
+def _floats_and_citing_xrefs(
+    article: etree._Element,
+) -> tuple[list[etree._Element], list[tuple[str, etree._Element]]]:
+    """Every ``fig`` and ``table-wrap`` in document order, and every ``xref`` of ref-type "fig" or
+    "table" (any case) with that type: one walk over the tree in C for both."""
+    floats: list[etree._Element] = []
+    citing: list[tuple[str, etree._Element]] = []
+    for element in article.iter("fig", "table-wrap", "xref"):
+        if element.tag != "xref":
+            floats.append(element)
+            continue
+        ref_type = element.get("ref-type")
+        if ref_type is None or ref_type in _NEVER_CITING_REF_TYPES:
+            continue
+        if ref_type not in _CITING_REF_TYPES:
+            ref_type = ref_type.lower()
+            if ref_type not in _CITING_REF_TYPES:
+                continue
+        citing.append((ref_type, element))
+    return floats, citing
+
+
 def _chosen_graphics(float_element: etree._Element) -> tuple[list[list[str]], bool]:
     """The float's images in document order, each as its renditions' hrefs (best first), and whether the
     float had any graphic element at all.
@@ -281,6 +558,10 @@ def _chosen_graphics(float_element: etree._Element) -> tuple[list[list[str]], bo
     the same name in two formats ("f1.eps" beside "f1.jpg") or a print / online pair are one image, and
     loose thumbnails are previews of the float's full images that count only when it has nothing else.
     """
+    single = _single_own_graphic(float_element)
+    if single is not None:
+        href = _href(single)
+        return ([[href]] if href else []), True
     images: list[tuple[bool, list[etree._Element]]] = []  # (an <alternatives> group?, renditions)
     group_of: dict[etree._Element, list[etree._Element]] = {}
     had_graphics = False
@@ -308,6 +589,14 @@ def _chosen_graphics(float_element: etree._Element) -> tuple[list[list[str]], bo
         [_href(g) for g in (sorted(graphics, key=_rendition_rank) if len(graphics) > 1 else graphics)]
         for _, graphics in images
     ], had_graphics
+
+
+def _single_own_graphic(float_element: etree._Element) -> etree._Element | None:
+    """The float's only graphic when it is the float's own child (the commonest float), else None: that
+    one needs none of the grouping, merging and ranking of renditions."""
+    found = float_element.iter("graphic")
+    first, second = next(found, None), next(found, None)
+    return first if first is not None and second is None and first.getparent() is float_element else None
 
 
 def _belongs_to(element: etree._Element, float_element: etree._Element) -> bool:
@@ -417,16 +706,10 @@ def _href(graphic: etree._Element) -> str | None:
 
 
 def _label(float_element: etree._Element) -> str | None:
-    label = float_element.find("label")
+    label = next(float_element.iterchildren("label"), None)
     if label is None:
         return None
     return element_text(label).rstrip(".: ") or None
-
-
-def _group_caption(float_element: etree._Element) -> str | None:
-    for ancestor in float_element.iterancestors("fig-group", "table-wrap-group"):
-        return caption_text(ancestor.find("caption")) or None
-    return None
 
 
 def _unique(key: str, used: set[str]) -> str:
@@ -451,14 +734,11 @@ def _letters(index: int) -> str:
 class _Mentions:
     """Paragraphs citing each float, indexed once per article."""
 
-    def __init__(self, article: etree._Element) -> None:
+    def __init__(self, citing: list[tuple[str, etree._Element]]) -> None:
         self._paragraphs: dict[tuple[str, str], dict[etree._Element, None]] = {}
         self._order: dict[etree._Element, int] = {}
         self._texts: dict[etree._Element, str] = {}
-        for xref in article.iter("xref"):
-            ref_type = (xref.get("ref-type") or "").lower()
-            if ref_type not in ("fig", "table"):
-                continue
+        for ref_type, xref in citing:
             paragraph = _citing_paragraph(xref)
             if paragraph is None:
                 continue
@@ -466,14 +746,17 @@ class _Mentions:
             for rid in (xref.get("rid") or "").split():
                 self._paragraphs.setdefault((ref_type, rid), {})[paragraph] = None
 
-    def of(self, float_element: etree._Element) -> list[str]:
+    def of(self, float_element: etree._Element, groups: list[etree._Element]) -> list[str]:
+        """Texts of the paragraphs citing the float or one of its ``groups`` (enclosing fig-groups)."""
         ref_type = "fig" if float_element.tag == "fig" else "table"
         ids = [float_element.get("id")]
-        ids += [group.get("id") for group in float_element.iterancestors("fig-group", "table-wrap-group")]
+        ids += [group.get("id") for group in groups]
         paragraphs: dict[etree._Element, None] = {}
         for id_ in ids:
             if id_:
                 paragraphs.update(self._paragraphs.get((ref_type, id_), {}))
+        if not paragraphs:
+            return []
         texts = (self._text(p) for p in sorted(paragraphs, key=self._order.__getitem__))
         return [text for text in texts if text]
 
@@ -484,33 +767,52 @@ class _Mentions:
 
 
 def _citing_paragraph(xref: etree._Element) -> etree._Element | None:
-    if next(xref.iterancestors("caption"), None) is not None:
-        return None
-    return next(xref.iterancestors("p"), None)
+    """The innermost ``p`` around ``xref``, or None when it has none or sits in a caption (one walk up)."""
+    paragraph = None
+    for ancestor in xref.iterancestors("p", "caption"):
+        if ancestor.tag == "caption":
+            return None
+        if paragraph is None:
+            paragraph = ancestor
+    return paragraph
 
 
 # --- metadata --------------------------------------------------------------------------------------
 
 
 def _meta(article: etree._Element) -> ArticleMeta:
-    journal_meta = article.find("front/journal-meta")
-    article_meta = article.find("front/article-meta")
+    # Child steps with iterchildren (C) rather than find("a/b") paths (ElementPath runs in Python).
+    fronts = list(article.iterchildren("front"))
+    journal_meta = _first_grandchild(fronts, "journal-meta")
+    article_meta = _first_grandchild(fronts, "article-meta")
     meta = ArticleMeta(journal=_journal(journal_meta))
     if article_meta is None:
         return meta
     ids: dict[str, str] = {}
-    for article_id in article_meta.iterfind("article-id"):
+    for article_id in article_meta.iterchildren("article-id"):
         value = element_text(article_id)
         ids.setdefault((article_id.get("pub-id-type") or "").lower(), value)
     meta.pmcid = _pmcid(ids.get("pmcid") or ids.get("pmc"))
     meta.pmid = ids.get("pmid") or None
     meta.doi = ids.get("doi") or None
     meta.year = _year(article_meta)
-    title = article_meta.find("title-group/article-title")
+    title = _first_grandchild(article_meta.iterchildren("title-group"), "article-title")
     meta.title = (element_text(title) or None) if title is not None else None
-    keywords = (element_text(kwd) for kwd in article_meta.iterfind("kwd-group/kwd"))
+    keywords = (
+        element_text(kwd)
+        for group in article_meta.iterchildren("kwd-group")
+        for kwd in group.iterchildren("kwd")
+    )
     meta.keywords = list(dict.fromkeys(k for k in keywords if k))
     return meta
+
+
+def _first_grandchild(parents: Iterable[etree._Element], tag: str) -> etree._Element | None:
+    """What ``find("parent/tag")`` finds: the first ``tag`` child of the parents, in document order."""
+    for parent in parents:
+        for child in parent.iterchildren(tag):
+            return child
+    return None
 
 
 def _pmcid(value: str | None) -> str | None:
@@ -526,18 +828,22 @@ def _pmcid(value: str | None) -> str | None:
 def _journal(journal_meta: etree._Element | None) -> str | None:
     if journal_meta is None:
         return None
-    for path in (".//journal-title", ".//abbrev-journal-title", "journal-id[@journal-id-type='nlm-ta']"):
-        found = journal_meta.find(path)
+    for tag in ("journal-title", "abbrev-journal-title"):  # .//journal-title, then .//abbrev-journal-title
+        found = next(journal_meta.iter(tag), None)
         if found is not None and (text := element_text(found)):
             return text
+    for found in journal_meta.iterchildren("journal-id"):  # journal-id[@journal-id-type='nlm-ta']
+        if found.get("journal-id-type") == "nlm-ta":
+            return element_text(found) or None
     return None
 
 
 def _year(article_meta: etree._Element) -> int | None:
     """The year of first publication: electronic, then print, then untyped, then collection dates."""
     dated: list[tuple[int, int]] = []
-    for pub_date in article_meta.iterfind("pub-date"):
-        match = _YEAR.search(pub_date.findtext("year") or "")
+    for pub_date in article_meta.iterchildren("pub-date"):
+        year = next(pub_date.iterchildren("year"), None)
+        match = _YEAR.search(year.text or "") if year is not None else None
         if match:
             dated.append((_pub_date_rank(pub_date), int(match.group())))
     return min(dated)[1] if dated else None

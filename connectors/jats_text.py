@@ -23,6 +23,7 @@ from ``<?CDATA ...?>`` processing instructions too (IOP puts the TeX there).
 
 from __future__ import annotations
 
+import functools
 import html.entities
 import re
 
@@ -72,14 +73,38 @@ _TEX_DELIMITERS = re.compile(r"(?s)^\s*(?:\$\$(.*)\$\$|\$(.*)\$|\\\[(.*)\\\]|\\\
 _DOI_PARAGRAPH = re.compile(r"(?i)^doi:?\s*(?:https?://(?:dx\.)?doi\.org/)?10\.\d{4,9}/\S+$")
 
 
+def normalize_space(text: str) -> str:
+    """``" ".join(text.split())``: runs of whitespace (Unicode's too) become one space, none at the ends.
+
+    Splitting a paragraph into words costs more than the rest of its extraction, so the common cases
+    are done with a few C passes instead: ``isprintable()`` is False for every whitespace character but
+    the ASCII space, so once line breaks and tabs are spaces and it holds, only doubled and outer
+    spaces are left to remove. Any other whitespace (a thin space, NBSP) takes the word split.
+    """
+    if not text.isprintable():
+        text = text.replace("\n", " ").replace("\t", " ").replace("\r", " ")
+        if not text.isprintable():
+            return " ".join(text.split())
+    while "  " in text:
+        text = text.replace("  ", " ")
+    return text.strip(" ")
+
+
 def element_text(element: etree._Element) -> str:
     """The normalised text of ``element`` (its tail excluded)."""
+    return normalize_space(_raw_text(element))
+
+
+def _raw_text(element: etree._Element) -> str:
+    """The text of ``element`` before whitespace is normalised: ``normalize_space`` of it is its text."""
+    if not len(element):  # a leaf (a title, a label, an id): its text as it is
+        return element.text or ""
     if not _needs_walk(element):
         # Most paragraphs and titles hold only inline markup: libxml2 joins their text in C.
-        return " ".join(etree.tostring(element, method="text", encoding=str, with_tail=False).split())
+        return etree.tostring(element, method="text", encoding=str, with_tail=False)
     parts: list[str] = []
     _collect(element, parts)
-    return " ".join("".join(parts).split())
+    return "".join(parts)
 
 
 def _needs_walk(element: etree._Element) -> bool:
@@ -100,18 +125,47 @@ def caption_text(caption: etree._Element | None) -> str:
     parts: list[str] = [caption.text or ""]
     for child in caption:
         if child.tag in BLOCK_TAGS:
-            text = element_text(child)
-            if not (child.tag == "p" and _DOI_PARAGRAPH.match(text)):
-                parts += (" ", text, " ")
+            # Blocks are spaced apart and all is normalised once at the end, so a block's own text is
+            # normalised only when it might be an eLife "DOI: ..." paragraph.
+            text = _raw_text(child)
+            if child.tag == "p" and _may_be_doi(text) and _DOI_PARAGRAPH.match(normalize_space(text)):
+                parts.append(child.tail or "")
+                continue
+            parts += (" ", text, " ")
         else:  # inline markup, entities, processing instructions straight inside the caption
             _collect(child, parts)
         parts.append(child.tail or "")
-    return " ".join("".join(parts).split())
+    return normalize_space("".join(parts))
+
+
+def _may_be_doi(text: str) -> bool:
+    """False when ``text`` cannot match ``_DOI_PARAGRAPH``, whose normalised form starts with "doi"."""
+    head = text[:64]
+    return head.isspace() or head.lstrip()[:3].lower() == "doi"
 
 
 def script_text(text: str, mark: str, before: str = "") -> str:
     """A superscript (``mark`` "^") or subscript ("_") written readably; ``before`` is the text ahead."""
-    words = " ".join(text.split())
+    return _script(text, mark, [before])
+
+
+def _script(text: str, mark: str, parts: list[str]) -> str:
+    """``script_text`` with the text ahead being ``parts`` (read only for an ordinal, which is rare)."""
+    # Only short scripts are cached, so a document of long ones cannot fill memory with them.
+    written = _script_form(text, mark) if len(text) <= 64 else _uncached_script_form(text, mark)
+    if written is None:  # "th" after a number stays plain; otherwise "^{th}"
+        words = normalize_space(text)
+        lead = " " if text[0].isspace() else ""
+        trail = " " if text[-1].isspace() else ""
+        written = (
+            f"{lead}{words if _ENDS_IN_DIGIT.search(_last_text(parts)) else _marked(words, mark)}{trail}"
+        )
+    return written
+
+
+def _uncached_script_form(text: str, mark: str) -> str | None:
+    """A script's readable form, or None for a possible ordinal suffix, which depends on the text ahead."""
+    words = normalize_space(text)
     if not words:
         return " " if text else ""
     # "t<sub>KCN </sub>(timing": a space inside the script still separates words outside it
@@ -119,11 +173,19 @@ def script_text(text: str, mark: str, before: str = "") -> str:
     trail = " " if text[-1].isspace() else ""
     if _UNICODE_SCRIPT.fullmatch(words):
         written = words.translate(_SUPERSCRIPT if mark == "^" else _SUBSCRIPT)
-    elif mark == "^" and _ORDINAL.fullmatch(words) and _ENDS_IN_DIGIT.search(before):
-        written = words
+    elif mark == "^" and _ORDINAL.fullmatch(words):
+        return None
     else:
-        written = f"{mark}{words}" if len(words) == 1 else f"{mark}{{{words}}}"
+        written = _marked(words, mark)
     return f"{lead}{written}{trail}"
+
+
+# An article repeats the same few scripts ("2" in CO2, "H" in a chemical shift) many times.
+_script_form = functools.lru_cache(maxsize=4096)(_uncached_script_form)
+
+
+def _marked(words: str, mark: str) -> str:
+    return f"{mark}{words}" if len(words) == 1 else f"{mark}{{{words}}}"
 
 
 def tex_text(tex_math: etree._Element) -> str:
@@ -140,7 +202,7 @@ def tex_text(tex_math: etree._Element) -> str:
         tex = document.group(1)
     if (delimited := _TEX_DELIMITERS.match(tex)) is not None:
         tex = next(group for group in delimited.groups() if group is not None)
-    return " ".join(tex.split())
+    return normalize_space(tex)
 
 
 def _collect(element: etree._Element, parts: list[str]) -> None:
@@ -157,7 +219,7 @@ def _collect(element: etree._Element, parts: list[str]) -> None:
     if tag in _SCRIPT_TAGS:
         inner: list[str] = []
         _collect_children(element, inner)
-        parts.append(script_text("".join(inner), _SCRIPT_TAGS[tag], _last_text(parts)))
+        parts.append(_script("".join(inner), _SCRIPT_TAGS[tag], parts))
         return
     if tag in _MATH_SCRIPT_TAGS:
         _collect_math_script(element, parts)
@@ -181,14 +243,22 @@ def _collect_children(element: etree._Element, parts: list[str]) -> None:
         parts.append(element.text)
     for child in element:
         tag = child.tag
-        if tag.__class__ is str and tag not in _SPECIAL_TAGS and not len(child):
-            # An inline leaf (italic, xref, ...), the commonest node: no call for it.
-            if child.text:
-                parts.append(child.text)
+        # Leaves, the commonest nodes, without a call: inline markup (italic, xref, ...) gives its
+        # text, a superscript or subscript its readable form; everything else takes the general way.
+        if tag.__class__ is str and not len(child):
+            if tag not in _SPECIAL_TAGS:
+                text = child.text
+                if text:
+                    parts.append(text)
+            elif tag in _SCRIPT_TAGS:
+                parts.append(_script(child.text or "", _SCRIPT_TAGS[tag], parts))
+            else:
+                _collect(child, parts)
         else:
             _collect(child, parts)
-        if child.tail:
-            parts.append(child.tail)
+        tail = child.tail
+        if tail:
+            parts.append(tail)
 
 
 def _collect_formula_without_tex(element: etree._Element, parts: list[str]) -> None:
