@@ -130,6 +130,7 @@ def image_records(
             image_bytes=image.image.data,
             image_path=f"{stem}.{image.image.extension}",
             image_sha256=image.image.sha256,
+            image_stored=image.image.stored,
             width=image.image.width,
             height=image.image.height,
             caption="",

@@ -1,14 +1,18 @@
 """From an article package to figure candidates, and from a candidate to a pair record.
 
 Two steps because they scale differently: the first is I/O bound (fetch, parse, read media), the
-second CPU bound (decode, resize, encode), and a pipeline spreads them over workers separately.
+second CPU bound (decode, resize, encode). `ingest pmc` runs them fused, without a shuffle of the image
+bytes between them: articles are the unit of parallel work (see pipelines/pmc_ingest.py).
 Every figure ends as a candidate or a reject; every candidate as a pair or a reject.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from PIL import Image
 
 from connectors import fs
 from connectors.images import EncodedImage, ImageError, ImageOptions, normalize_image_bytes
@@ -20,6 +24,7 @@ from curation.captions import caption_reject_reason, clean_caption
 from schemas import PairRecord, RejectRecord
 
 SOURCE = "pmc"
+_WEB_FORMATS = (".jpg", ".jpeg", ".png", ".gif")
 
 # What a failed media read means for the figure that needed it.
 _MEDIA_REASONS = {
@@ -98,7 +103,7 @@ def figure_candidates(
         )
     for figure in parsed.figures:
         fid = figure_id(key, figure)
-        name = resolve_href(figure.href, names)
+        name, data = _rendition(figure, names, package, max_image_bytes)
         if name is None:
             yield RejectRecord(
                 id=fid,
@@ -110,7 +115,7 @@ def figure_candidates(
             )
             continue
         try:
-            data = package.read_media(name, max_bytes=max_image_bytes)
+            data = data if data is not None else package.read_media(name, max_bytes=max_image_bytes)
         except fs.FetchError as exc:
             yield RejectRecord(
                 id=fid,
@@ -133,6 +138,35 @@ def figure_candidates(
         )
 
 
+def _rendition(
+    figure: FigureGraphic, names: list[str], package: ArticlePackage, max_image_bytes: int
+) -> tuple[str | None, bytes | None]:
+    """The package file of the figure's image, and its bytes when choosing needed them.
+
+    The markup's choice stands (connectors.jats ranks renditions by their attributes and formats),
+    except that among renditions in web formats present in the package the one with the most pixels
+    wins: a preview marked by nothing but its size loses to the full image.
+    """
+    chosen = resolve_href(figure.href, names)
+    if chosen is None or not figure.alternatives or not chosen.lower().endswith(_WEB_FORMATS):
+        return chosen, None
+    files = [chosen] + [resolve_href(href, names) for href in figure.alternatives]
+    web = [name for name in dict.fromkeys(files) if name is not None and name.lower().endswith(_WEB_FORMATS)]
+    if len(web) < 2:
+        return chosen, None
+    best: tuple[int, str, bytes] | None = None
+    for name in web:
+        try:
+            data = package.read_media(name, max_bytes=max_image_bytes)
+            with Image.open(io.BytesIO(data)) as image:  # reads the header only
+                pixels = image.width * image.height
+        except (fs.FetchError, OSError, Image.DecompressionBombError):
+            continue  # the chosen file's own failure is reported when it is read again
+        if best is None or pixels > best[0]:
+            best = (pixels, name, data)
+    return (best[1], best[2]) if best is not None else (chosen, None)
+
+
 def build_pair(
     candidate: FigureCandidate, options: ImageOptions, ratios: SplitRatios
 ) -> PairRecord | RejectRecord:
@@ -141,7 +175,9 @@ def build_pair(
     if reason is not None:
         return _reject(candidate, reason, "the figure has no caption text")
     try:
-        image: EncodedImage = normalize_image_bytes(candidate.image_data, options)
+        # Published figures: a file that already fits is stored as it came (no second JPEG generation, no
+        # encoding cost); its metadata is the publisher's, public like the article.
+        image: EncodedImage = normalize_image_bytes(candidate.image_data, options, keep_fitting_source=True)
     except ImageError as exc:
         return _reject(candidate, exc.reason, f"{candidate.image_name}: {exc.detail}")
     meta, figure = candidate.meta, candidate.figure
@@ -153,6 +189,7 @@ def build_pair(
         image_bytes=image.data,
         image_path=f"{candidate.pmcid}_{stem}.{image.extension}",
         image_sha256=image.sha256,
+        image_stored=image.stored,
         width=image.width,
         height=image.height,
         caption=caption,

@@ -181,12 +181,13 @@ def build(pipeline: beam.Pipeline, options: PmcIngestOptions) -> None:
             ExtractFigures(policy, options.all_versions), total=beam.pvalue.AsSingleton(listed)
         ).with_outputs(REJECTS, main="figures")
     )
-    pairs = (
-        articles.figures
-        | "Spread figures" >> beam.Reshuffle()
-        | "BuildPairs"
-        >> beam.ParDo(BuildPairs(options.image, options.splits)).with_outputs(REJECTS, main="pairs")
-    )
+    # No Reshuffle between the two: it would carry every source image through a shuffle (on Dataflow about
+    # 1.7 TB for PMC's 7M figures; locally it cost about as much as the hash per figure, see
+    # benchmarks/bench_ingest_pmc.py). "Spread articles" already gives millions of units of work, and one
+    # article's figures are seconds of CPU at most, so BuildPairs fuses with ExtractFigures and streams.
+    pairs = articles.figures | "BuildPairs" >> beam.ParDo(
+        BuildPairs(options.image, options.splits)
+    ).with_outputs(REJECTS, main="pairs")
     rejects = [articles[REJECTS], pairs[REJECTS], *reject_groups] | "AllRejects" >> beam.Flatten()
     _ = (pairs.pairs, rejects) | "WriteCorpus" >> WriteCorpus(options.out)
 

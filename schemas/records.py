@@ -15,7 +15,9 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+# Major: a change old readers cannot read (refused). Minor: an added column (read by any reader of the
+# same major; rows of older minors read it as null). 1.1 added `image_stored`.
+SCHEMA_VERSION = "1.1"
 SCHEMA_METADATA_KEY = b"medcorpus_schema_version"
 
 CONCEPT_TYPE = pa.struct(
@@ -51,7 +53,10 @@ PAIR_FIELDS: list[pa.Field] = [
     pa.field("source", pa.string()),  # "pmc" | "classification"
     pa.field("kind", pa.string()),  # "figure" | "table" | "image"
     pa.field("image", IMAGE_TYPE),
-    pa.field("image_sha256", pa.string()),  # SHA-256 of the decoded, normalised pixels
+    pa.field("image_sha256", pa.string()),  # SHA-256 of the stored pixels (decoded, normalised, resized)
+    # "source": the source file's bytes as they came; "reencoded": decoded in full and re-encoded;
+    # "reencoded_dct": a JPEG of >= 2x --max-side decoded at 1/2-1/8 DCT scale (image_sha256 is of those)
+    pa.field("image_stored", pa.string()),
     pa.field("width", pa.int32()),
     pa.field("height", pa.int32()),
     pa.field("caption", pa.string()),
@@ -116,6 +121,7 @@ class PairRecord:
     height: int
     caption: str
     image_path: str | None = None  # file name stored with the bytes; the extension tells the format
+    image_stored: str | None = None  # "source" | "reencoded" | "reencoded_dct" (connectors.images)
     captions: list[str] = field(default_factory=list)
     figure_label: str | None = None
     group_caption: str | None = None

@@ -30,7 +30,7 @@ from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
 from connectors import fs
-from connectors.images import ALLOWED_FORMATS
+from connectors.images import ALLOWED_FORMATS, draft_jpeg
 from models.clip.corpus_index import CorpusIndex, CorpusReadError, Piece
 from models.clip.tokenizer import TokenizerSpec
 from schemas.errors import ReasonError
@@ -254,8 +254,8 @@ def decode_image(data: bytes | None, target_size: int | None, max_pixels: int) -
         image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)  # never hands EPS to Ghostscript
         if image.width * image.height > max_pixels:
             raise SampleError("image_too_large", f"{image.width}x{image.height} exceeds {max_pixels} pixels")
-        if target_size and image.format == "JPEG":
-            image.draft("RGB", (target_size, target_size))  # DCT scaling keeps both sides >= target
+        if target_size:
+            draft_jpeg(image, (target_size, target_size))  # DCT scaling keeps both sides >= target
         return image.convert("RGB")
     except Image.DecompressionBombError as e:
         raise SampleError("image_too_large", str(e)) from e

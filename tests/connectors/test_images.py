@@ -1,3 +1,4 @@
+import hashlib
 import io
 import struct
 import warnings
@@ -9,9 +10,13 @@ import skimage.data
 from PIL import Image
 
 from connectors.images import (
+    STORED_REENCODED,
+    STORED_REENCODED_DCT,
+    STORED_SOURCE,
     ImageError,
     ImageOptions,
     decode_raster,
+    draft_jpeg,
     encode_array,
     normalize_image_bytes,
 )
@@ -41,6 +46,16 @@ def test_same_picture_as_png_and_tiff_hashes_the_same(ihc):
     assert png.data == tiff.data
     other = normalize_image_bytes(save(Image.fromarray(ihc[:, ::-1].copy()), "PNG"))
     assert other.sha256 != png.sha256
+
+
+def test_hash_is_of_the_stored_pixels(ihc):
+    """With lossless output the record's hash can be checked from its own image bytes, resized or not."""
+    from connectors.images import pixel_sha256
+
+    for options in (LOSSLESS, ImageOptions(format="png", max_side=300)):
+        out = normalize_image_bytes(save(Image.fromarray(ihc), "PNG"), options)
+        assert out.sha256 == pixel_sha256(Image.open(io.BytesIO(out.data)))
+    assert out.width == 300
 
 
 def test_hash_includes_shape():
@@ -217,3 +232,130 @@ def test_encode_array_checks_its_input():
         encode_array(np.zeros((40, 40, 4), np.uint8))
     with pytest.raises(ValueError):
         ImageOptions(format="webp")
+
+
+# --- decoding no more than needed, storing what already fits -------------------------------------------
+
+
+def pixel_hash(pixels: np.ndarray) -> str:
+    """The documented meaning of `sha256`, computed independently: mode, size, then the packed pixels."""
+    mode = "L" if pixels.ndim == 2 else "RGB"
+    header = f"{mode} {pixels.shape[1]}x{pixels.shape[0]}\n".encode()
+    return hashlib.sha256(header + np.ascontiguousarray(pixels).tobytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def retina() -> np.ndarray:
+    return skimage.data.retina()  # 1411x1411 RGB fundus photograph
+
+
+def big_jpeg(retina: np.ndarray, size: tuple[int, int]) -> bytes:
+    return save(Image.fromarray(retina).resize(size, Image.Resampling.BICUBIC), "JPEG", quality=92)
+
+
+def test_a_jpeg_twice_the_target_is_decoded_at_a_reduced_dct_scale(retina):
+    data = big_jpeg(retina, (2400, 1600))
+    img = Image.open(io.BytesIO(data))
+    assert draft_jpeg(img, (1024, 683)) == 2
+    img.load()
+    assert img.size == (1200, 800)  # the decoder itself produced half the pixels
+
+    out = normalize_image_bytes(data)
+    assert (out.width, out.height, out.stored) == (1024, 683, STORED_REENCODED_DCT)
+    # The same picture as a full decode resized the ordinary way: DCT scaling costs no visible quality.
+    full = Image.open(io.BytesIO(data)).resize((1024, 683), Image.Resampling.LANCZOS)
+    assert np.abs(decoded(out).astype(int) - np.asarray(full, dtype=int)).mean() < 3
+    # Hashed as stored (the resized picture): stable, and distinct per picture.
+    assert out.sha256 == normalize_image_bytes(data).sha256
+    assert out.sha256 != normalize_image_bytes(big_jpeg(retina[::-1].copy(), (2400, 1600))).sha256
+
+
+def test_less_than_twice_the_target_or_not_a_jpeg_decodes_in_full(retina):
+    img = Image.open(io.BytesIO(big_jpeg(retina, (2000, 1400))))
+    assert draft_jpeg(img, (1024, 717)) == 1 and img.size == (2000, 1400)
+    out = normalize_image_bytes(big_jpeg(retina, (2000, 1400)))
+    assert (out.width, out.height, out.stored) == (1024, 717, STORED_REENCODED)
+    png = Image.open(io.BytesIO(save(Image.fromarray(retina), "PNG")))
+    assert draft_jpeg(png, (300, 300)) == 1 and png.size == (1411, 1411)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_a_fitting_jpeg_or_png_is_stored_as_it_came(ihc, fmt, mode):
+    source = save(Image.fromarray(ihc).convert(mode), fmt)
+    out = normalize_image_bytes(source, keep_fitting_source=True)
+    assert out.data == source
+    assert out.stored == STORED_SOURCE
+    assert (out.format, out.extension) == (("jpeg", "jpg") if fmt == "JPEG" else ("png", "png"))
+    assert (out.width, out.height, out.mode) == (512, 512, mode)
+    # The hash keeps its meaning: of the decoded pixels, equal to what the re-encoding path computes.
+    assert out.sha256 == pixel_hash(decode_raster(source)) == normalize_image_bytes(source).sha256
+
+
+def test_re_encoding_stays_the_default(ihc):
+    source = save(Image.fromarray(ihc), "JPEG")
+    out = normalize_image_bytes(source)
+    assert out.stored == STORED_REENCODED and out.data != source
+
+
+def test_png_output_keeps_a_fitting_png_but_not_a_jpeg(ihc):
+    png = save(Image.fromarray(ihc), "PNG")
+    assert normalize_image_bytes(png, LOSSLESS, keep_fitting_source=True).data == png
+    out = normalize_image_bytes(save(Image.fromarray(ihc), "JPEG"), LOSSLESS, keep_fitting_source=True)
+    assert (out.stored, out.format, out.data[:4]) == (STORED_REENCODED, "png", b"\x89PNG")
+
+
+def rotated_jpeg() -> bytes:
+    img = Image.new("L", (40, 60), 0)
+    img.putpixel((0, 0), 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    return save(img, "JPEG", exif=exif, quality=100)
+
+
+def test_what_a_viewer_would_show_differently_is_re_encoded(ihc):
+    cmyk = save(Image.fromarray(ihc).convert("CMYK"), "JPEG")
+    transparent = save(Image.fromarray(ihc), "PNG", transparency=(0, 0, 0))
+    palette = save(Image.fromarray(ihc).quantize(64), "PNG")
+    animated = save(
+        Image.new("RGB", (40, 40), "red"), "PNG", save_all=True, append_images=[Image.new("RGB", (40, 40))]
+    )
+    oversize = save(Image.fromarray(ihc), "JPEG")
+    for data, options in [
+        (rotated_jpeg(), ImageOptions()),
+        (cmyk, ImageOptions()),
+        (transparent, ImageOptions()),
+        (palette, ImageOptions()),
+        (animated, ImageOptions()),
+        (oversize, ImageOptions(max_side=300)),
+    ]:
+        out = normalize_image_bytes(data, options, keep_fitting_source=True)
+        assert out.stored == STORED_REENCODED and out.data != data
+        assert out.mode in ("L", "RGB") and max(out.width, out.height) <= options.max_side
+    upright = normalize_image_bytes(rotated_jpeg(), keep_fitting_source=True)
+    assert (upright.width, upright.height) == (60, 40)  # the rotation was applied before encoding
+    assert normalize_image_bytes(cmyk, keep_fitting_source=True).mode == "RGB"
+
+
+def test_files_that_would_be_kept_are_still_checked_and_rejected_with_reasons(ihc):
+    jpeg = save(Image.fromarray(ihc), "JPEG")
+    png = save(Image.fromarray(ihc), "PNG")
+    corrupt_png = bytearray(png)
+    corrupt_png[200:260] = b"\x00" * 60
+    cases = [
+        (
+            jpeg[: len(jpeg) // 2],
+            ImageOptions(),
+            "image_decode",
+        ),  # header fine, data cut: the full decode finds it
+        (bytes(corrupt_png), ImageOptions(), "image_decode"),
+        (png_with_header_size(10_000, 10_000), ImageOptions(max_side=20_000), "image_too_large"),
+        (save(Image.new("RGB", (31, 400)), "JPEG"), ImageOptions(), "image_too_small"),
+        (jpeg, ImageOptions(max_input_bytes=len(jpeg) - 1), "image_too_large"),
+        (jpeg, ImageOptions(max_pixels=512 * 512 - 1), "image_too_large"),
+        (b"%PDF-1.7\n" + b"0" * 100, ImageOptions(), "image_unsupported"),
+    ]
+    for data, options, reason in cases:
+        with pytest.raises(ImageError) as err:
+            normalize_image_bytes(data, options, keep_fitting_source=True)
+        assert err.value.reason == reason, (reason, err.value)

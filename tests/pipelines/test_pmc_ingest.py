@@ -11,9 +11,11 @@ from pathlib import Path
 
 import datasets
 import pytest
+import skimage.data
 from PIL import Image
 
 from connectors.corpus import corpus_rows
+from connectors.images import normalize_image_bytes
 from pipelines.cli import main
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
@@ -296,3 +298,50 @@ def test_fsspec_urls_work_for_source_and_output():
         memory.rm("/pmc", recursive=True)
         if memory.exists("/corpus"):
             memory.rm("/corpus", recursive=True)
+
+
+def test_records_say_whether_the_image_was_stored_as_it_came_or_re_encoded(tmp_path):
+    """A fitting JPEG is stored byte for byte; a rotated, CMYK or oversize one is re-encoded (a JPEG at least
+    twice --max-side from a reduced DCT decode); a cut one is still rejected. Every hash is of the decoded
+    pixels, so the stored-as-is figure hashes the same as its re-encoded copy would."""
+    retina = Image.fromarray(skimage.data.retina())
+    fitting = _encode(retina.resize((800, 600)), "JPEG")
+    exif = Image.Exif()
+    exif[0x0112] = 8  # "rotate 90 degrees counter-clockwise to display"
+    images = {
+        "fit": fitting,
+        "rotated": _encode(retina.resize((600, 400)), "JPEG", exif=exif),
+        "cmyk": _encode(retina.resize((500, 500)).convert("CMYK"), "JPEG"),
+        "big": _encode(retina.resize((2400, 1800)), "JPEG"),
+        "cut": fitting[: len(fitting) // 2],
+    }
+    root = tmp_path / "src"
+    root.mkdir()
+    figs = "".join(_fig(name, name) for name in images)
+    members = {"PMC201/a.nxml": GOOD_XML.replace(b"{n}", b"201").replace(b"{figs}", figs.encode())}
+    members |= {f"PMC201/{name}.jpg": data for name, data in images.items()}
+    package = _write_package(root, "PMC201", members)
+    header = "File,Article Citation,Accession ID,Last Updated (YYYY-MM-DD HH:MM:SS),PMID,License"
+    (root / "oa_file_list.csv").write_text(f"{header}\n{package},cite,PMC201,2026-01-01 00:00:00,,CC BY\n")
+
+    out = tmp_path / "out"
+    manifest = ingest(root, out)
+    assert manifest["reconciled"], manifest["problems"]
+    by_name = {p["id"].rsplit("/", 1)[-1]: p for p in rows(out)}
+    assert {n: p["image_stored"] for n, p in by_name.items()} == {
+        "fit": "source",
+        "rotated": "reencoded",
+        "cmyk": "reencoded",
+        "big": "reencoded_dct",
+    }
+    assert by_name["fit"]["image"]["bytes"] == fitting and by_name["fit"]["image"]["path"].endswith(".jpg")
+    assert by_name["fit"]["image_sha256"] == normalize_image_bytes(fitting).sha256  # as if re-encoded
+    assert (by_name["rotated"]["width"], by_name["rotated"]["height"]) == (400, 600)
+    assert (by_name["big"]["width"], by_name["big"]["height"]) == (1024, 768)
+    assert {r["id"]: r["reason"] for r in rows(out, "rejects")} == {"pmc/PMC201/cut": "image_decode"}
+
+
+def _encode(img: Image.Image, fmt: str, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
