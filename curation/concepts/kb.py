@@ -29,6 +29,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from connectors import fs
+from connectors.local_copy import is_remote, local_copy, remote_files
 from curation.concepts.errors import ConceptKbError
 from curation.concepts.index import LINKER_FILES, build_tfidf_ann_index
 from curation.concepts.rrf import read_rrf
@@ -192,8 +194,13 @@ def build_kb(
 
 
 def read_identity(kb_dir: str | Path) -> KbIdentity:
-    meta = _read_meta(Path(kb_dir))
+    """The KB's identity; a `gs://` / `s3://` (any fsspec URL) KB is checked and read where it is, without
+    copying it (the launcher only needs its metadata; workers copy it in `load_kb`)."""
+    meta = _read_remote_meta(str(kb_dir)) if is_remote(kb_dir) else _read_meta(Path(kb_dir))
     return KbIdentity(name=meta["name"], version=meta["version"], concepts=meta["concepts"])
+
+
+REQUIRED_FILES = (META_FILE, KB_FILE, TREE_FILE, *(f"{LINKER_DIR}/{f}" for f in LINKER_FILES))
 
 
 def _read_meta(kb_dir: Path) -> dict[str, Any]:
@@ -201,11 +208,23 @@ def _read_meta(kb_dir: Path) -> dict[str, Any]:
         raise ConceptKbError(
             "kb_missing", f"{kb_dir} is not a directory (build one with `medcorpus umls build`)"
         )
-    missing = [p for p in (META_FILE, KB_FILE, TREE_FILE) if not (kb_dir / p).is_file()]
-    missing += [f"{LINKER_DIR}/{f}" for f in LINKER_FILES if not (kb_dir / LINKER_DIR / f).is_file()]
+    missing = [p for p in REQUIRED_FILES if not (kb_dir / p).is_file()]
     if missing:
         raise ConceptKbError("kb_incomplete", f"{kb_dir} lacks {', '.join(missing)}")
     return json.loads((kb_dir / META_FILE).read_text(encoding="utf-8"))
+
+
+def _read_remote_meta(url: str) -> dict[str, Any]:
+    try:
+        is_dir, files = remote_files(url)
+    except FileNotFoundError:
+        is_dir, files = False, {}
+    if not is_dir:
+        raise ConceptKbError("kb_missing", f"{url} is not a folder (build one with `medcorpus umls build`)")
+    missing = [p for p in REQUIRED_FILES if p not in files]
+    if missing:
+        raise ConceptKbError("kb_incomplete", f"{url} lacks {', '.join(missing)}")
+    return json.loads(fs.read_bytes(f"{url.rstrip('/')}/{META_FILE}").decode("utf-8"))
 
 
 @dataclass
@@ -227,7 +246,13 @@ def _require_scispacy() -> None:
 
 
 def load_kb(kb_dir: str | Path) -> LoadedKb:
-    """Load a KB directory written by build_kb. Raises ConceptKbError("kb_missing" | "kb_incomplete")."""
+    """Load a KB directory written by build_kb. Raises ConceptKbError("kb_missing" | "kb_incomplete").
+
+    A KB at a URL (`gs://`, `s3://`, `file://`) is copied once to this machine's cache and loaded from
+    there: scispacy and nmslib read local files only, and every worker of a distributed run loads it."""
+    if is_remote(kb_dir):
+        read_identity(kb_dir)  # the same errors as for a local folder, before anything is copied
+        kb_dir = local_copy(kb_dir)
     kb_dir = Path(kb_dir)
     meta = _read_meta(kb_dir)
     return load_scispacy_kb(
