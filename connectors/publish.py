@@ -12,8 +12,8 @@ fsspec's move is a copy then a delete, so publishing takes longer there, but the
 the manifest still goes last, so a reader never takes a half-published corpus for a complete one.
 
 `--overwrite` removes only what the old corpus owned: the shards its manifest lists (or, without a
-manifest, files named like medcorpus shards and their temporary files), its card and manifest. Any other
-file in the folder, and the `embeddings/` cache, are left alone.
+manifest, files named like medcorpus shards and their temporary files), its card, manifest, croissant.json
+and report.html. Any other file in the folder, and the `embeddings/` cache, are left alone.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from connectors.corpus import CARD, DATA_DIR, MANIFEST, REJECTS_DIR, CorpusFolde
 
 log = logging.getLogger(__name__)
 
+# Written beside the card by every run (connectors.corpus_documents); an old one never outlives its corpus.
+DOCUMENTS = ("croissant.json", "report.html")
 _SHARD_NAME = re.compile(r"^[A-Za-z0-9_.]+-\d{5}-of-\d{5}\.parquet(\.tmp-[0-9a-f]{32})?$")
 
 
@@ -106,8 +108,9 @@ def publish(staging: str, out: str) -> None:
     for folder in (DATA_DIR, REJECTS_DIR):
         for owned in _owned_shards(out, folder, old):
             filesystem.rm(owned)
-    if filesystem.exists(fs.join(out_path, CARD)):
-        filesystem.rm(fs.join(out_path, CARD))
+    for document in (CARD, *DOCUMENTS):
+        if filesystem.exists(fs.join(out_path, document)):
+            filesystem.rm(fs.join(out_path, document))
     staged = sorted(p for p in filesystem.find(stage_path) if not p.endswith(f"/{MANIFEST}"))
     for source in staged:
         target = fs.join(out_path, source[len(stage_path.rstrip("/")) + 1 :])

@@ -33,6 +33,8 @@ COMMAND_MODULES = [
     "pipelines.commands.train",
     "pipelines.commands.evaluate",
     "pipelines.commands.tokenizer",
+    "pipelines.commands.build",
+    "pipelines.commands.report",
 ]
 
 

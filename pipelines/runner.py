@@ -1,5 +1,6 @@
 """Running a corpus pipeline: check the output, run on the chosen Beam runner into a staging folder,
-write the manifest (with its reconciliation) and the dataset card there, publish, and summarise."""
+write the manifest (with its reconciliation), the dataset card, croissant.json and report.html there,
+publish, and summarise."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from connectors.corpus import RunInfo, build_manifest, write_manifest
 from connectors.corpus_card import write_card
+from connectors.corpus_documents import write_corpus_documents
 from connectors.publish import check_output, publish, remove_staging, staging_dir
 from pipelines.accounting import stage_counts
 
@@ -53,6 +55,8 @@ def run_corpus_pipeline(
             manifest.update(after_run(staging))
         write_card(staging, manifest, title)
         write_manifest(staging, manifest)
+        # croissant.json and report.html go out with the corpus, so a reader never sees stale ones.
+        write_corpus_documents(staging, manifest, out.rstrip("/").rsplit("/", 1)[-1], title)
         publish(staging, out)
     finally:
         remove_staging(staging)

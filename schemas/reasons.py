@@ -130,6 +130,9 @@ ERROR_REASONS: dict[str, str] = {
     "llm_model_unknown": "the server does not serve --model",
     "manifest_columns": "a classification manifest without a 'path' column",
     "corpus_untagged": "balance: no row of the corpus has concepts (run medcorpus tag first)",
+    "build_file_invalid": "build: the build file does not parse or breaks its schema (the message names the line)",
+    "build_key_unknown": "build: a key the build file's schema or the step's command does not know",
+    "build_step_failed": "build: a step failed; the steps before it stay complete and are skipped on the rerun",
 }
 
 

@@ -70,8 +70,25 @@ def test_the_readme_commands_on_bundled_data_run(tmp_path, monkeypatch):
         assert main(argv) == 0, argv
     ran = []
     for argv in filter(runs_here, readme_commands()):
+        if argv[0] == "build":
+            continue  # test_the_readme_build_commands_run: the whole demo, in a folder of its own
+        if "PortableRunner" in argv:
+            continue  # needs a worker pool: tests/pipelines/test_portable_runner.py starts one and runs it
         if "classification" in argv and "--cache-dir" not in argv:
             argv = [*argv, "--cache-dir", os.fspath(tmp_path / "cache")]  # not the user's ~/.cache
         assert main(argv) == 0, argv
         ran.append(argv[0])
     assert {"ingest", "dedupe", "tag", "train"} <= set(ran)
+
+
+@pytest.mark.slow
+def test_the_readme_build_commands_run(tmp_path, monkeypatch):
+    """`medcorpus build` of the demo file, in the README's order, in a folder of its own: it writes all of
+    out/demo/, where the commands above expect only `make demo`'s first two corpora."""
+    (tmp_path / "sample_data").symlink_to(ROOT / "sample_data")
+    monkeypatch.chdir(tmp_path)
+    builds = [argv for argv in filter(runs_here, readme_commands()) if argv[0] == "build"]
+    assert len(builds) >= 3
+    for argv in builds:
+        assert main(argv) == 0, argv
+    assert (tmp_path / "out" / "demo" / "eval.json").is_file()
