@@ -135,39 +135,35 @@ class _Builder:
 
     def _source(self, name: str, entry: Marked, line: int) -> None:
         fields = _mapping(entry, self.file, f"source {name}")
-        kind = fields.get("ingest")
-        if kind is None or kind.value not in SOURCE_KINDS:
-            raise BuildFileError(
-                "build_file_invalid",
-                self.file,
-                kind.line if kind else entry.line,
-                f"source {name}: `ingest` must be one of {', '.join(SOURCE_KINDS)}"
-                + (did_you_mean(str(kind.value), SOURCE_KINDS) if kind else ""),
-            )
-        self._add(name, line, str(kind.value), SOURCE_KINDS[kind.value], entry, ("ingest",), {})
+        kind = self._kind(fields, "ingest", SOURCE_KINDS, entry, f"source {name}: `ingest` must be one of")
+        self._add(name, line, kind, SOURCE_KINDS[kind], entry, ("ingest",), {})
 
     def _curation(self, entry: Marked, previous: list[str]) -> str:
         fields = _mapping(entry, self.file, "a curation step")
-        kind = fields.get("step")
-        if kind is None or kind.value not in CURATION_KINDS:
-            raise BuildFileError(
-                "build_file_invalid",
-                self.file,
-                kind.line if kind else entry.line,
-                f"a curation step needs `step:` {', '.join(CURATION_KINDS)}"
-                + (did_you_mean(str(kind.value), CURATION_KINDS) if kind else ""),
-            )
-        name = self._name(fields, str(kind.value))
+        kind = self._kind(fields, "step", CURATION_KINDS, entry, "a curation step needs `step:`")
+        name = self._name(fields, kind)
         self._add(
             name,
             entry.line,
-            str(kind.value),
-            CURATION_KINDS[kind.value],
+            kind,
+            CURATION_KINDS[kind],
             entry,
             ("step", "name"),
             {"in": previous},
         )
         return name
+
+    def _kind(self, fields: dict, key: str, kinds: dict, entry: Marked, message: str) -> str:
+        """The step kind named by ``key``, or the build file's error at its line."""
+        kind = fields.get(key)
+        if kind is None or kind.value not in kinds:
+            raise BuildFileError(
+                "build_file_invalid",
+                self.file,
+                kind.line if kind else entry.line,
+                f"{message} {', '.join(kinds)}" + (did_you_mean(str(kind.value), kinds) if kind else ""),
+            )
+        return str(kind.value)
 
     def _train(self, entry: Marked, previous: list[str]) -> None:
         fields = _mapping(entry, self.file, "train")
