@@ -8,15 +8,16 @@ the cap, both small.
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
+import json
 from dataclasses import dataclass
 
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from connectors.corpus import RunInfo, corpus_schema, data_shards, list_shards, read_columns
-from curation.balance import concept_counts, keep_pair, over_cap, trim_to_cap
+from connectors import fs
+from connectors.corpus import RunInfo, corpus_schema, data_shards, read_columns
+from curation.balance import keep_pair, over_cap, trim_to_cap
 from pipelines.accounting import count
 from pipelines.corpus_output import WriteCorpus, row_format
 from pipelines.row_merge import MergeIntoShards, read_projected
@@ -105,6 +106,30 @@ def build(pipeline: beam.Pipeline, options: BalanceOptions, schema: pa.Schema) -
         else:
             count("balance", "removed.over_concept_cap")
 
+    final = (
+        pairs
+        | "FinalKept"
+        >> beam.Filter(
+            lambda p, before, dropped: keep_pair(p[1], p[2], before, cap, seed) and p[1] not in dropped,
+            before=beam.pvalue.AsSingleton(before),
+            dropped=beam.pvalue.AsSingleton(dropped),
+        )
+        | "KeptConcepts" >> beam.FlatMap(lambda p: p[2])
+        | "CountKept" >> beam.combiners.Count.PerElement()
+        | "KeptDict" >> beam.combiners.ToDict()
+    )
+    # The manifest's histograms come from the counts the workers already made: the launcher never reads
+    # the shards of either corpus again.
+    _ = (
+        pipeline
+        | "Once" >> beam.Create([None])
+        | "WriteHistograms"
+        >> beam.Map(
+            lambda _, before, after: write_histograms(options.out, before, after),
+            before=beam.pvalue.AsSingleton(before),
+            after=beam.pvalue.AsSingleton(final),
+        )
+    )
     kept = (
         pairs
         | "Decide"
@@ -117,28 +142,31 @@ def build(pipeline: beam.Pipeline, options: BalanceOptions, schema: pa.Schema) -
     _ = (kept, no_rejects) | "WriteCorpus" >> WriteCorpus(options.out, row_format(schema))
 
 
-def histograms(options: BalanceOptions) -> dict:
-    """Concept histograms of the input and the subset, for the manifest."""
+HISTOGRAMS = ".concept_histograms.json"  # in the staging folder, between the pipeline and the manifest
 
-    def counts(shards: list[str]) -> Counter:
-        pairs = []
-        for url in shards:
-            table = read_columns(url, ["id", "concepts"])
-            pairs += [
-                (pid, {c["cui"] for c in concepts or []})
-                for pid, concepts in zip(*table.to_pydict().values(), strict=True)
-            ]
-        return concept_counts(pairs)
 
-    # The output is this run's own staging folder, read before its manifest is written.
-    before, after = counts(data_shards(options.input)), counts(list_shards(options.out))
-    return {
-        "concept_histogram": {
-            "before": dict(before.most_common()),
-            "after": dict(after.most_common()),
-            "max_after": max(after.values(), default=0),
-        }
+def write_histograms(folder: str, before: dict[str, int], after: dict[str, int]) -> None:
+    def ranked(counts: dict[str, int]) -> dict[str, int]:
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+    histogram = {
+        "before": ranked(before),
+        "after": ranked(after),
+        "max_after": max(after.values(), default=0),
     }
+    filesystem, path = fs.filesystem(fs.join(folder, HISTOGRAMS))
+    filesystem.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    with filesystem.open(path, "w") as f:
+        json.dump({"concept_histogram": histogram}, f)
+
+
+def histograms(folder: str) -> dict:
+    """The concept histograms of the input and the subset, for the manifest (written by the pipeline)."""
+    filesystem, path = fs.filesystem(fs.join(folder, HISTOGRAMS))
+    with filesystem.open(path) as f:
+        found = json.load(f)
+    filesystem.rm(path)  # not part of the corpus
+    return found
 
 
 def run_info(options: BalanceOptions) -> RunInfo:

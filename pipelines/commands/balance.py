@@ -43,7 +43,7 @@ def run(args: argparse.Namespace, beam_args: list[str]) -> int:
         final_stage="balance",
         title=f"Concept-balanced subset (at most {args.max_per_concept} pairs per concept)",
         overwrite=args.overwrite,
-        after_run=lambda folder: balance.histograms(dataclasses.replace(options, out=folder)),
+        after_run=balance.histograms,
         inputs=[args.input],
     )
     return finish(manifest)
