@@ -25,7 +25,7 @@ test: test-main test-llm
 test-main: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --timeout 900
+	MEDCORPUS_REQUIRE_BROWSER=1 $(BIN)/pytest -n $(PYTEST_WORKERS) --timeout 900
 
 # The report test opens report.html in Debian's Chromium (through chromedriver); installed when missing.
 chromium:
