@@ -77,6 +77,15 @@ _READ_IN_FRONT_NOT_XREF = re.compile(
     rb"<(?:fig|table|!|\?|article-id|title-group|pub-date|kwd|abstract|article-meta|front)"
 )
 _DOCTYPE_MARK = re.compile(rb"[\"'\[>]")
+# A ``ref-type`` whose value is not plainly (quoted, lower case) one of the commonest types that never
+# cite a float: contributors cite affiliations and tables cite references by the dozen, and only the
+# suspects are looked at one by one (_may_cite_a_float).
+_PLAINLY_NOT_CITING = (
+    rb"(?:bibr|aff|fn|table-fn|corresp|supplementary-material|disp-formula|sec|other|author-notes)"
+)
+_SUSPECT_REF_TYPE = re.compile(
+    rb"ref-type(?![ \t\r\n]*=[ \t\r\n]*(?:\"" + _PLAINLY_NOT_CITING + rb"\"|'" + _PLAINLY_NOT_CITING + rb"'))"
+)
 _FORBIDDEN_ERRORS = frozenset({etree.ErrorTypes.ERR_RESOURCE_LIMIT, etree.ErrorTypes.ERR_ENTITY_LOOP})
 
 
@@ -418,13 +427,17 @@ def _table_inside(data: bytes, position: int, stop: int) -> tuple[int, int] | No
 
 
 def _may_cite_a_float(data: bytes, start: int, stop: int) -> bool:
-    """Whether some ``ref-type`` in ``data[start:stop]`` could read "fig" or "table" (any case)."""
+    """Whether some ``ref-type`` in ``data[start:stop]`` could read "fig" or "table" (any case).
+
+    One regular-expression search skips the ``ref-type``s plainly naming a type that never cites a
+    float; each other one is read (a value that is unquoted, holds a character reference or reads
+    "fig" / "table" in any case may cite one)."""
     position = start
     while True:
-        found = data.find(b"ref-type", position, stop)
-        if found < 0:
+        suspect = _SUSPECT_REF_TYPE.search(data, position, stop)
+        if suspect is None:
             return False
-        position = found + 8
+        position = suspect.end()
         value = data[position : position + 24].lstrip(b" \t\r\n=")
         quote = value[:1]
         if quote != b'"' and quote != b"'":

@@ -77,16 +77,25 @@ def normalize_space(text: str) -> str:
     """``" ".join(text.split())``: runs of whitespace (Unicode's too) become one space, none at the ends.
 
     Splitting a paragraph into words costs more than the rest of its extraction, so the common cases
-    are done with a few C passes instead: ``isprintable()`` is False for every whitespace character but
-    the ASCII space, so once line breaks and tabs are spaces and it holds, only doubled and outer
-    spaces are left to remove. Any other whitespace (a thin space, NBSP) takes the word split.
+    are done with a few C passes instead: once line breaks and tabs are spaces, an ASCII text's only
+    other whitespace are six control characters (looked for with ``in``), and ``isprintable()`` is
+    False for every whitespace character but the ASCII space; without them only doubled and outer
+    spaces are left to remove (most doubled spaces are indentation: long runs go four at a time).
+    Any other whitespace (a thin space, NBSP) takes the word split.
     """
-    if not text.isprintable():
-        text = text.replace("\n", " ").replace("\t", " ").replace("\r", " ")
-        if not text.isprintable():
+    text = text.replace("\n", " ").replace("\t", " ").replace("\r", " ")
+    if text.isascii():  # O(1)
+        if (
+            "\x0b" in text or "\x0c" in text or "\x1c" in text or "\x1d" in text or "\x1e" in text
+            or "\x1f" in text
+        ):  # fmt: skip
             return " ".join(text.split())
-    while "  " in text:
-        text = text.replace("  ", " ")
+    elif not text.isprintable():
+        return " ".join(text.split())
+    if "  " in text:
+        text = text.replace("    ", " ").replace("  ", " ")
+        while "  " in text:
+            text = text.replace("  ", " ")
     return text.strip(" ")
 
 

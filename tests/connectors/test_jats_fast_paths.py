@@ -5,7 +5,8 @@ by splitting into words, no caches or single-graphic shortcut).
 The shortcuts: the reference list, table insides and contributor block cut out of the bytes before
 parsing (connectors.jats._parse_without_reference_lists); libxml2's text join for elements without
 special descendants; the C-pass whitespace normalisation; cached script forms; the leaf paths of the
-text walk; the single-graphic path; ref-types answered without lowercasing.
+text walk; the single-graphic path; ref-types answered without lowercasing; the regular expression
+that skips plainly non-citing ref-types in the bytes (checked against the plain scan below).
 """
 
 from __future__ import annotations
@@ -257,3 +258,36 @@ def test_normalize_space_is_splitting_into_words():
             rng.choice(spaces if rng.random() < 0.4 else others) for _ in range(rng.randint(0, 12))
         )
         assert jats_text.normalize_space(text) == " ".join(text.split()), repr(text)
+
+
+def _may_cite_a_float_plainly(data: bytes) -> bool:
+    """_may_cite_a_float without the regular expression that skips plainly non-citing ref-types."""
+    position = 0
+    while (found := data.find(b"ref-type", position)) >= 0:
+        position = found + 8
+        value = data[position : position + 24].lstrip(b" \t\r\n=")
+        quote = value[:1]
+        if quote not in (b'"', b"'"):
+            return True
+        end = value.find(quote, 1)
+        if end >= 0 and (b"&" in value[1:end] or value[1:end].lower() in (b"fig", b"table")):
+            return True
+    return False
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        b"<xref ref-type='bibr'/><xref ref-type=\"aff\"/><xref ref-type = 'fn'/>",
+        b"<xref ref-type='bibr'/><xref ref-type='fig'/>",
+        b"<xref ref-type='BIBR'/><xref ref-type='Table'/>",
+        b"<xref ref-type='bibr'/><xref ref-type=\"&#102;ig\"/>",
+        b"<xref ref-type='bibr'/><xref ref-type=fig/>",
+        b"<xref ref-type='bibr-x'/><xref ref-type='afff'/><xref ref-type='other'/>",
+        b"<xref ref-type='bibr\"/><xref ref-type='fig'/>",
+        b"<xref ref-type\n=\n'author-notes'/><xref data-ref-type='table'/>",
+        b"<xref ref-type='aff'/>" * 40,
+    ],
+)
+def test_suspect_ref_types_are_what_the_plain_scan_suspects(markup: bytes):
+    assert jats._may_cite_a_float(markup, 0, len(markup)) == _may_cite_a_float_plainly(markup)
