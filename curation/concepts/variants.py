@@ -23,7 +23,7 @@ wins, and above the linker's threshold, so the score stored with a concept is th
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -212,9 +212,3 @@ def build_variant_index(
         elif exact and variants:
             index[key] = {c: s for c, s in entry.items() if s >= EXACT_SCORE}
     return index
-
-
-def content_word_count(text: str, stop_words: Iterable[str]) -> int:
-    """Words that are not stop words: "carcinoma of the breast" and "Carcinoma of breast" both have 2."""
-    stops = stop_words if isinstance(stop_words, (set, frozenset)) else set(stop_words)
-    return sum(1 for w in _words(text) if w.lower() not in stops)
