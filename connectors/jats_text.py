@@ -105,26 +105,61 @@ def element_text(element: etree._Element) -> str:
 
 
 def _raw_text(element: etree._Element) -> str:
-    """The text of ``element`` before whitespace is normalised: ``normalize_space`` of it is its text."""
+    """The text of ``element`` before whitespace is normalised: ``normalize_space`` of it is its text.
+
+    Most paragraphs and titles hold only inline markup and plain superscripts / subscripts, and libxml2
+    joins their text in C; the scripts are written in their readable form for that moment (see
+    _joined_with_scripts). Anything else (a block, a float, a formula, an entity, a script holding
+    markup or a possible ordinal) takes the walk in Python."""
     if not len(element):  # a leaf (a title, a label, an id): its text as it is
         return element.text or ""
-    if not _needs_walk(element):
-        # Most paragraphs and titles hold only inline markup: libxml2 joins their text in C.
-        return etree.tostring(element, method="text", encoding=str, with_tail=False)
+    scripts = _plain_scripts(element)
+    if scripts is not None:
+        text = _joined_with_scripts(element, scripts)
+        if text is not None:
+            return text
     parts: list[str] = []
     _collect(element, parts)
     return "".join(parts)
 
 
-def _needs_walk(element: etree._Element) -> bool:
-    """Whether some descendant needs more than its text joined (a script, a block, an entity, ...).
+def _plain_scripts(element: etree._Element) -> list[etree._Element] | None:
+    """The leaf ``sup`` / ``sub`` descendants when nothing else needs more than its text joined, else None.
 
     A set lookup per node in Python: lxml's own multi-tag filter costs ten times as much here."""
+    scripts: list[etree._Element] = []
     for node in element.iterdescendants():
         tag = node.tag
         if tag.__class__ is not str or tag in _SPECIAL_TAGS:
-            return True
-    return False
+            if tag in _SCRIPT_TAGS and not len(node):
+                scripts.append(node)
+                continue
+            return None
+    return scripts
+
+
+def _joined_with_scripts(element: etree._Element, scripts: list[etree._Element]) -> str | None:
+    """libxml2's text of ``element`` with each of ``scripts`` in its readable form, or None when one of
+    them may be an ordinal suffix (its form depends on the text ahead, which only the walk knows).
+
+    The scripts' text is swapped for their form while libxml2 serialises and put back before this
+    returns, so the tree reads as it did for everyone else."""
+    if not scripts:
+        return etree.tostring(element, method="text", encoding=str, with_tail=False)
+    originals: list[tuple[etree._Element, str | None]] = []
+    try:
+        for node in scripts:
+            text = node.text or ""
+            mark = _SCRIPT_TAGS[node.tag]
+            written = _script_form(text, mark) if len(text) <= 64 else _uncached_script_form(text, mark)
+            if written is None:
+                return None
+            originals.append((node, node.text))
+            node.text = written
+        return etree.tostring(element, method="text", encoding=str, with_tail=False)
+    finally:
+        for node, text in originals:
+            node.text = text
 
 
 def caption_text(caption: etree._Element | None) -> str:

@@ -4,7 +4,7 @@ by splitting into words, no caches or single-graphic shortcut).
 
 The shortcuts: the reference list, table insides and contributor block cut out of the bytes before
 parsing (connectors.jats._parse_without_reference_lists); libxml2's text join for elements without
-special descendants; the C-pass whitespace normalisation; cached script forms; the leaf paths of the
+special descendants, or whose only ones are plain superscripts / subscripts (swapped for their form); the C-pass whitespace normalisation; cached script forms; the leaf paths of the
 text walk; the single-graphic path; ref-types answered without lowercasing; the regular expression
 that skips plainly non-citing ref-types in the bytes (checked against the plain scan below).
 """
@@ -291,3 +291,17 @@ def _may_cite_a_float_plainly(data: bytes) -> bool:
 )
 def test_suspect_ref_types_are_what_the_plain_scan_suspects(markup: bytes):
     assert jats._may_cite_a_float(markup, 0, len(markup)) == _may_cite_a_float_plainly(markup)
+
+
+def test_reading_text_leaves_the_tree_as_it_was():
+    """The script shortcut swaps script texts for their form while libxml2 joins the text: afterwards the
+    tree must read as before, for the caption or mention that reads the same element next."""
+    paragraph = etree.fromstring(
+        b"<p>10<sup>7</sup> fM in L<sup>-1</sup>, CO<sub>2</sub> and V<sub>max</sub></p>"
+    )
+    before = etree.tostring(paragraph)
+    assert jats_text.element_text(paragraph) == "10⁷ fM in L⁻¹, CO₂ and V_{max}"
+    assert etree.tostring(paragraph) == before
+    ordinal = etree.fromstring(b"<p>the 5<sup>th</sup> day, x<sup>2</sup></p>")  # the walk's case
+    assert jats_text.element_text(ordinal) == "the 5th day, x²"
+    assert etree.tostring(ordinal) == b"<p>the 5<sup>th</sup> day, x<sup>2</sup></p>"
