@@ -15,6 +15,10 @@ Superscripts and subscripts keep their meaning (``10<sup>7</sup> fM`` must not r
   ``<sup>a</sup>`` "^a", ``V<sub>max</sub>`` "V_{max}", ``<sup>12,13</sup>`` "^{12,13}".
   MathML's ``msup`` / ``msub`` / ``msubsup`` follow the same rule.
 
+MathML reads as its token elements' text (``mi``, ``mn``, ``mo``, ``mtext``, ``ms``), each trimmed and
+joined without spaces: whitespace between MathML elements is layout, not text (MathML 3, section
+2.1.7), so ``<mn>0</mn> <mo>.</mo> <mn>1</mn>`` reads "0.1" however the publisher indented it.
+
 Formulas keep one readable copy. Where a formula has MathML, its text is used and a ``tex-math`` twin is
 dropped; where it has only ``tex-math``, the TeX body is kept: without PMC's
 ``\\documentclass ... \\begin{document}`` wrapper, without ``$``/``$$``/``\\[ \\]`` delimiters, and read
@@ -54,10 +58,21 @@ _SCRIPT_TAGS = {"sup": "^", "sub": "_"}
 _MATH_SCRIPT_TAGS = frozenset({f"{_MML}msup", f"{_MML}msub", f"{_MML}msubsup", "msup", "msub", "msubsup"})
 _FORMULA_TAGS = frozenset({"inline-formula", "disp-formula"})
 _MATH_TAGS = (f"{_MML}math", "math")
+# MathML's text is its token elements' text; whitespace between elements is layout (MathML 3, 2.1.7).
+_MATH_TOKENS = tuple(f"{prefix}{name}" for prefix in (_MML, "") for name in ("mi", "mn", "mo", "mtext", "ms"))
+_MATH_TOKEN_SET = frozenset(_MATH_TOKENS)
+_MATH_SKIPPED = frozenset({f"{_MML}annotation", f"{_MML}annotation-xml", "annotation", "annotation-xml"})
+_MATH_STRUCTURE = _MATH_SCRIPT_TAGS | _MATH_SKIPPED
+_XML_SPACE = " \t\r\n"  # what MathML trims from tokens; a thin space (U+2009) is text
 
 # Elements that need more than "all the text, joined": everything above.
 _SPECIAL_TAGS = frozenset(
-    BLOCK_TAGS | SKIPPED_TAGS | _SCRIPT_TAGS.keys() | _MATH_SCRIPT_TAGS | _FORMULA_TAGS | {"tex-math"}
+    BLOCK_TAGS
+    | SKIPPED_TAGS
+    | _SCRIPT_TAGS.keys()
+    | _MATH_SCRIPT_TAGS
+    | _FORMULA_TAGS
+    | {"tex-math", *_MATH_TAGS}
 )
 
 _SUPERSCRIPT = str.maketrans("0123456789+-\u2212\u2013=()", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁻⁻⁼⁽⁾")
@@ -265,8 +280,8 @@ def _collect(element: etree._Element, parts: list[str]) -> None:
         _collect_children(element, inner)
         parts.append(_script("".join(inner), _SCRIPT_TAGS[tag], parts))
         return
-    if tag in _MATH_SCRIPT_TAGS:
-        _collect_math_script(element, parts)
+    if tag in _MATH_TAGS or tag in _MATH_SCRIPT_TAGS:
+        parts.append(math_text(element))
         return
     if tag == "tex-math":
         parts.append(tex_text(element))
@@ -318,19 +333,42 @@ def _collect_formula_without_tex(element: etree._Element, parts: list[str]) -> N
             parts.append(child.tail)
 
 
-def _collect_math_script(element: etree._Element, parts: list[str]) -> None:
-    """``<msup>base exponent</msup>`` reads like ``base<sup>exponent</sup>``."""
-    children = [child for child in element if isinstance(child.tag, str)]
+def math_text(element: etree._Element) -> str:
+    """The text of a MathML element: its tokens' text (mi, mn, mo, mtext, ms), each without its outer
+    XML whitespace, joined without spaces; annotations (the TeX source) left out; ``msup`` / ``msub`` /
+    ``msubsup`` written like ``<sup>`` / ``<sub>`` (see the module docstring).
+
+    Most formulas hold neither scripts nor annotations: one flat pass reads them. (lxml's multi-tag
+    filters cost more here than a set lookup per node.)"""
+    parts: list[str] = []
+    for node in element.iter():
+        tag = node.tag
+        if tag in _MATH_TOKEN_SET:
+            parts.append((node.text or "").strip(_XML_SPACE))
+        elif tag in _MATH_STRUCTURE:
+            return _math_walk(element)
+    return "".join(parts)
+
+
+def _math_walk(node: etree._Element) -> str:
+    tag = node.tag
+    if tag in _MATH_TOKEN_SET:
+        return (node.text or "").strip(_XML_SPACE)
+    if tag in _MATH_SKIPPED:
+        return ""
+    children = [child for child in node if child.tag.__class__ is str]
+    if tag not in _MATH_SCRIPT_TAGS:
+        return "".join([_math_walk(child) for child in children])
     if not children:
-        return
-    base: list[str] = []
-    _collect(children[0], base)
-    parts += base
-    marks = ("_", "^") if element.tag.endswith("msubsup") else ("^" if element.tag.endswith("msup") else "_",)
-    for script, mark in zip(children[1:], marks, strict=False):
-        inner: list[str] = []
-        _collect(script, inner)
-        parts.append(script_text("".join(inner), mark, "".join(base)))
+        return ""
+    base = _math_walk(children[0])
+    marks = ("_", "^") if tag.endswith("msubsup") else ("^" if tag.endswith("msup") else "_",)
+    return base + "".join(
+        [
+            script_text(_math_walk(script), mark, base)
+            for script, mark in zip(children[1:], marks, strict=False)
+        ]
+    )
 
 
 def _last_text(parts: list[str]) -> str:

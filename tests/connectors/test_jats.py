@@ -11,11 +11,14 @@ import threading
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
+from connectors import jats_text
 from connectors.jats import FigureGraphic, JatsError, ParsedArticle, parse_jats, resolve_href
 
 SAMPLES = Path(__file__).parents[2] / "sample_data" / "jats"
 CASES = Path(__file__).parent / "jats_cases"
+REALWORLD = Path(__file__).parent / "data" / "jats_realworld"
 
 
 def sample(name: str) -> ParsedArticle:
@@ -609,3 +612,23 @@ def test_print_and_online_renditions_are_one_figure():
 
 def test_empty_href_alternative_loses_to_the_real_one():
     assert case("long_tail.xml")["f8"].href == "f8.png"
+
+
+def test_mathml_reads_as_its_tokens_without_the_layout_whitespace():
+    """PLOS and APS indent their MathML; that whitespace is layout (MathML 3, 2.1.7), not text."""
+    math = etree.fromstring(
+        b'<mml:math xmlns:mml="http://www.w3.org/1998/Math/MathML"><mml:mrow>\n'
+        b"  <mml:msubsup><mml:mi>\xce\xb1</mml:mi> <mml:mi>a</mml:mi> <mml:mi>i</mml:mi></mml:msubsup>\n"
+        b"  <mml:mo>=</mml:mo> <mml:mn>0</mml:mn> <mml:mo>.</mml:mo> <mml:mn>1</mml:mn>\n"
+        b"  <mml:mn>1.0</mml:mn><mml:mtext>\xe2\x80\x89</mml:mtext><mml:mi>meV</mml:mi>\n"
+        b"  <mml:annotation encoding='TeX'>\\alpha_a^i</mml:annotation></mml:mrow></mml:math>"
+    )
+    assert jats_text.math_text(math) == "\u03b1_a^i=0.11.0\u2009meV"  # the thin space is text, kept
+
+
+def test_indented_mathml_in_real_captions():
+    article = parse_jats((REALWORLD / "plos" / "journal.pone.0118238.xml").read_bytes())
+    caption = next(f.caption for f in article.figures if f.key == "pone.0118238.g005")
+    assert "\u03b1_a^i=0.1" in caption and "0 . 1" not in caption
+    aps = parse_jats((REALWORLD / "aps" / "PhysRevX.4.021018.xml").read_bytes())
+    assert "\u0394_p=1.0 meV" in next(f.caption for f in aps.figures if f.key == "f4")
