@@ -54,11 +54,14 @@ def pubmed_parser_counts(path: str) -> tuple[int, int, int]:
     )
 
 
-def one_pass(extract: Callable[[str], tuple[int, int, int]], paths: list[str]) -> float:
-    start = time.process_time()
+def one_pass(extract: Callable[[str], tuple[int, int, int]], paths: list[str]) -> list[float]:
+    """CPU seconds of each article."""
+    seconds = []
     for path in paths:
+        start = time.process_time()
         extract(path)
-    return time.process_time() - start
+        seconds.append(time.process_time() - start)
+    return seconds
 
 
 def where_the_time_goes(paths: list[str], passes: int) -> dict[str, float]:
@@ -118,9 +121,12 @@ def main() -> None:
         )
 
     best = {name: float("inf") for name in contenders}
+    per_article = {name: [float("inf")] * len(paths) for name in contenders}
     for _ in range(args.passes):
         for name, extract in contenders.items():
-            best[name] = min(best[name], one_pass(extract, paths))
+            seconds = one_pass(extract, paths)
+            best[name] = min(best[name], sum(seconds))
+            per_article[name] = [min(a, b) for a, b in zip(per_article[name], seconds, strict=True)]
     print(f"\nThroughput, one process, one core (CPU time, best of {args.passes} passes):")
     for name, seconds in best.items():
         print(
@@ -128,6 +134,17 @@ def main() -> None:
         )
     ratio = best["pubmed_parser"] / best["medcorpus.parse_jats"]
     print(f"  medcorpus / pubmed_parser articles/s: {ratio:.2f}x")
+    print("  by folder (publisher family; each article's best pass):")
+    folders: dict[str, list[int]] = {}
+    for index, path in enumerate(paths):
+        folders.setdefault(Path(path).parent.name, []).append(index)
+    for folder, indices in sorted(folders.items(), key=lambda item: -len(item[1])):
+        ours = sum(per_article["medcorpus.parse_jats"][i] for i in indices)
+        peer = sum(per_article["pubmed_parser"][i] for i in indices)
+        print(
+            f"    {folder:16s} {len(indices):4d} articles  medcorpus {ours * 1e3 / len(indices):6.3f} ms, "
+            f"pubmed_parser {peer * 1e3 / len(indices):6.3f} ms per article: {peer / ours:.2f}x"
+        )
 
     print(
         "\nWhere medcorpus's time goes (ms per article, each stage timed alone; the second includes the first):"
