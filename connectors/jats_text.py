@@ -9,7 +9,9 @@ are left out.
 Superscripts and subscripts keep their meaning (``10<sup>7</sup> fM`` must not read "107 fM"):
 
 - a script made only of digits, signs and parentheses becomes Unicode super/subscript characters:
-  ``10<sup>7</sup>`` "10⁷", ``L<sup>-1</sup>`` "L⁻¹", ``Ca<sup>2+</sup>`` "Ca²⁺", ``CO<sub>2</sub>`` "CO₂";
+  ``10<sup>7</sup>`` "10⁷", ``L<sup>-1</sup>`` "L⁻¹", ``Ca<sup>2+</sup>`` "Ca²⁺", ``CO<sub>2</sub>`` "CO₂"
+  (an en dash counts as a minus sign, except after a digit, where it is a range: ``I<sub>1–2</sub>``
+  "I_{1–2}");
 - an ordinal suffix after a number stays plain: ``5<sup>th</sup>`` "5th";
 - anything else gets caret / underscore notation, with braces when longer than one character:
   ``<sup>a</sup>`` "^a", ``V<sub>max</sub>`` "V_{max}", ``<sup>12,13</sup>`` "^{12,13}".
@@ -78,6 +80,8 @@ _SPECIAL_TAGS = frozenset(
 _SUPERSCRIPT = str.maketrans("0123456789+-\u2212\u2013=()", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁻⁻⁼⁽⁾")
 _SUBSCRIPT = str.maketrans("0123456789+-\u2212\u2013=()", "₀₁₂₃₄₅₆₇₈₉₊₋₋₋₌₍₎")
 _UNICODE_SCRIPT = re.compile(r"[0-9+\-\u2212\u2013=()]+")
+# An en dash after a digit is a range ("I<sub>1–2</sub>": incisors 1 to 2), not a minus sign.
+_RANGE_DASH = re.compile("[0-9]\u2013")
 _ORDINAL = re.compile(r"(?i)st|nd|rd|th")
 _ENDS_IN_DIGIT = re.compile(r"\d\s*$")
 
@@ -230,7 +234,7 @@ def _uncached_script_form(text: str, mark: str) -> str | None:
     # "t<sub>KCN </sub>(timing": a space inside the script still separates words outside it
     lead = " " if text[0].isspace() else ""
     trail = " " if text[-1].isspace() else ""
-    if _UNICODE_SCRIPT.fullmatch(words):
+    if _UNICODE_SCRIPT.fullmatch(words) and not _RANGE_DASH.search(words):
         written = words.translate(_SUPERSCRIPT if mark == "^" else _SUBSCRIPT)
     elif mark == "^" and _ORDINAL.fullmatch(words):
         return None

@@ -632,3 +632,11 @@ def test_indented_mathml_in_real_captions():
     assert "\u03b1_a^i=0.1" in caption and "0 . 1" not in caption
     aps = parse_jats((REALWORLD / "aps" / "PhysRevX.4.021018.xml").read_bytes())
     assert "\u0394_p=1.0 meV" in next(f.caption for f in aps.figures if f.key == "f4")
+
+
+def test_en_dash_after_a_digit_in_a_script_is_a_range_not_a_minus():
+    assert jats_text.script_text("1\u20132", "_") == "_{1\u20132}"  # dental notation: incisors 1 to 2
+    assert jats_text.script_text("\u20131", "^") == "\u207b\u00b9"  # L<sup>–1</sup>: a sign
+    article = parse_jats((REALWORLD / "plos" / "journal.pone.0005723.xml").read_bytes())
+    caption = next(f.caption for f in article.figures if f.key == "pone-0005723-g003")
+    assert "I_{1\u20132}" in caption and "\u208b" not in caption
