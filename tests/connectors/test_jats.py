@@ -624,6 +624,11 @@ def test_mathml_reads_as_its_tokens_without_the_layout_whitespace():
         b"  <mml:annotation encoding='TeX'>\\alpha_a^i</mml:annotation></mml:mrow></mml:math>"
     )
     assert jats_text.math_text(math) == "\u03b1_a^i=0.11.0\u2009meV"  # the thin space is text, kept
+    flat = etree.fromstring(  # no scripts: the one-pass path
+        b'<mml:math xmlns:mml="http://www.w3.org/1998/Math/MathML">\n <mml:mi> p </mml:mi>\n <mml:mo>&lt;</mml:mo>'
+        b" <mml:mn>0</mml:mn> <mml:mo>.</mml:mo> <mml:mn>05</mml:mn>\n</mml:math>"
+    )
+    assert jats_text.math_text(flat) == "p<0.05"
 
 
 def test_indented_mathml_in_real_captions():
